@@ -1,0 +1,176 @@
+"""Actor and critic networks and their pure apply functions.
+
+The modules are ordinary flax.linen MLPs; the rest of the library only sees
+the pure functions of :class:`Networks`, so any other pair of functions with
+the same signatures can be plugged in.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ddpg_jax.config import DDPGConfig
+from ddpg_jax.types import Array, Params, PRNGKey
+
+_ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
+    "relu": nn.relu,
+    "tanh": jnp.tanh,
+    "elu": nn.elu,
+    "gelu": nn.gelu,
+    "silu": nn.silu,
+    "leaky_relu": nn.leaky_relu,
+}
+
+
+def _final_dense(features: int, final_layer_init: float) -> nn.Dense:
+    if final_layer_init > 0:
+        # Lillicrap et al. (2015), Sec. 7: U(-3e-3, 3e-3) keeps initial outputs near zero.
+        init = nn.initializers.uniform(scale=2 * final_layer_init)
+        shifted = lambda key, shape, dtype=jnp.float32: init(key, shape, dtype) - final_layer_init
+        return nn.Dense(features, kernel_init=shifted, bias_init=shifted)
+    return nn.Dense(features)
+
+
+class MLP(nn.Module):
+    hidden_sizes: Sequence[int]
+    out_features: int
+    activation: str = "relu"
+    final_layer_init: float = 0.0
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        act = _ACTIVATIONS[self.activation]
+        for width in self.hidden_sizes:
+            x = act(nn.Dense(width)(x))
+        return _final_dense(self.out_features, self.final_layer_init)(x)
+
+
+class Actor(nn.Module):
+    """Deterministic policy mu(s) with outputs in ``[low, high]`` per dimension.
+
+    tanh squashes to (-1, 1); an affine map then sends -1 to ``low`` and +1 to
+    ``high``, so asymmetric bounds (e.g. ``[0, 3]``) are handled exactly.
+    """
+
+    hidden_sizes: Sequence[int]
+    action_low: Sequence[float]
+    action_high: Sequence[float]
+    activation: str = "relu"
+    final_layer_init: float = 0.0
+
+    @nn.compact
+    def __call__(self, obs: Array) -> Array:
+        low = jnp.asarray(self.action_low, jnp.float32)
+        high = jnp.asarray(self.action_high, jnp.float32)
+        raw = MLP(self.hidden_sizes, low.shape[-1], self.activation, self.final_layer_init)(obs)
+        return low + (jnp.tanh(raw) + 1.0) * 0.5 * (high - low)
+
+
+class Critic(nn.Module):
+    """Action value Q(s, a) from the concatenation of observation and action."""
+
+    hidden_sizes: Sequence[int]
+    activation: str = "relu"
+    final_layer_init: float = 0.0
+
+    @nn.compact
+    def __call__(self, obs: Array, action: Array) -> Array:
+        x = jnp.concatenate([obs, action], axis=-1)
+        q = MLP(self.hidden_sizes, 1, self.activation, self.final_layer_init)(x)
+        return q[..., 0]
+
+
+class CriticEnsemble(nn.Module):
+    """``num_critics`` independent critics; returns values of shape ``[num_critics, ...]``."""
+
+    hidden_sizes: Sequence[int]
+    num_critics: int = 1
+    activation: str = "relu"
+    final_layer_init: float = 0.0
+
+    @nn.compact
+    def __call__(self, obs: Array, action: Array) -> Array:
+        ensemble = nn.vmap(
+            Critic,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=None,
+            out_axes=0,
+            axis_size=self.num_critics,
+        )
+        return ensemble(self.hidden_sizes, self.activation, self.final_layer_init)(obs, action)
+
+
+class Networks(NamedTuple):
+    """Pure functions of the actor and the critic ensemble.
+
+    Attributes:
+      actor_init: ``(key) -> params``.
+      actor_apply: ``(params, obs[..., obs_dim]) -> action[..., action_dim]``.
+      critic_init: ``(key) -> params`` (leading axis ``num_critics`` on every leaf).
+      critic_apply: ``(params, obs, action) -> q[num_critics, ...]``.
+      action_low, action_high: float32 bounds of shape ``[action_dim]``.
+    """
+
+    actor_init: Callable[[PRNGKey], Params]
+    actor_apply: Callable[[Params, Array], Array]
+    critic_init: Callable[[PRNGKey], Params]
+    critic_apply: Callable[[Params, Array, Array], Array]
+    action_low: np.ndarray
+    action_high: np.ndarray
+    obs_dim: int
+
+
+def make_networks(
+    config: DDPGConfig, obs_dim: int, action_low: np.ndarray, action_high: np.ndarray
+) -> Networks:
+    """Builds the actor and critic for an environment's shapes and bounds.
+
+    Args:
+      config: supplies ``hidden_sizes``, ``activation``, ``final_layer_init``
+        and ``num_critics``.
+      obs_dim: length of the flat observation.
+      action_low: lower action bounds, shape ``[action_dim]``, finite.
+      action_high: upper action bounds, same shape, ``> action_low``.
+
+    Returns:
+      The pure init and apply functions.
+    """
+    low = np.asarray(action_low, np.float32).reshape(-1)
+    high = np.asarray(action_high, np.float32).reshape(-1)
+    if low.shape != high.shape:
+        raise ValueError(f"action_low shape {low.shape} != action_high shape {high.shape}")
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(high > low)):
+        raise ValueError(
+            f"action bounds must be finite with high > low; got low={low}, high={high}"
+        )
+    hidden = tuple(config.hidden_sizes)
+    actor = Actor(hidden, tuple(low.tolist()), tuple(high.tolist()), config.activation,
+                  config.final_layer_init)
+    critic = CriticEnsemble(hidden, config.num_critics, config.activation,
+                            config.final_layer_init)
+    dummy_obs = jnp.zeros((obs_dim,), jnp.float32)
+    dummy_act = jnp.zeros(low.shape, jnp.float32)
+
+    def actor_init(key: PRNGKey) -> Params:
+        return actor.init(key, dummy_obs)["params"]
+
+    def actor_apply(params: Params, obs: Array) -> Array:
+        return actor.apply({"params": params}, obs)
+
+    def critic_init(key: PRNGKey) -> Params:
+        return critic.init(key, dummy_obs, dummy_act)["params"]
+
+    def critic_apply(params: Params, obs: Array, action: Array) -> Array:
+        return critic.apply({"params": params}, obs, action)
+
+    return Networks(actor_init, actor_apply, critic_init, critic_apply, low, high, obs_dim)
+
+
+def count_params(params: Params) -> int:
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))

@@ -1,0 +1,74 @@
+"""Pytrees shared across the library."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple, Protocol
+
+import flax.struct
+import jax
+
+Array = jax.Array
+Params = Any  # a flax parameter pytree
+PRNGKey = jax.Array
+
+
+class Transition(NamedTuple):
+    """One environment step (a leading batch axis where stored or sampled).
+
+    ``next_obs`` is the observation that followed ``action``: on an episode end
+    it is the final observation of that episode, never the reset observation.
+    Only ``terminated`` cuts the bootstrap; time-limit truncation does not.
+    """
+
+    obs: Array  # [..., obs_dim] float32
+    action: Array  # [..., action_dim] float32
+    reward: Array  # [...] float32
+    terminated: Array  # [...] float32 in {0, 1}
+    next_obs: Array  # [..., obs_dim] float32
+
+
+class HParams(NamedTuple):
+    """The traced hyperparameters of a run (see ``config.TRACED_FIELDS``).
+
+    Each field is a float32 scalar, or has a leading batch axis when a sweep
+    vmaps over states.
+    """
+
+    actor_lr: Array
+    critic_lr: Array
+    gamma: Array
+    tau: Array
+    noise_scale: Array
+    critic_weight_decay: Array
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything the update step changes, as one immutable pytree.
+
+    Optimizers are not stored here: the update step that owns them is built by
+    :func:`ddpg_jax.update.make_update`, which keeps this a plain class that
+    checkpoints, vmaps and shards like any pytree.
+    """
+
+    actor_params: Params  # actor network parameters
+    critic_params: Params  # critic ensemble parameters, leading axis num_critics
+    target_actor_params: Params  # Polyak average of actor_params
+    target_critic_params: Params  # Polyak average of critic_params
+    actor_opt_state: Any  # optax state of the actor's optimizer
+    critic_opt_state: Any  # optax state of the critic's optimizer
+    hparams: HParams  # traced hyperparameters
+    step: Array  # int32 []: critic (gradient) updates done
+    actor_step: Array  # int32 []: actor updates done
+
+
+class ActorApply(Protocol):
+    def __call__(self, params: Params, obs: Array) -> Array: ...
+
+
+class CriticApply(Protocol):
+    def __call__(self, params: Params, obs: Array, action: Array) -> Array: ...
+
+
+Metrics = dict[str, Array]
+UpdateFn = Callable[[TrainState, Transition], tuple[TrainState, Metrics]]

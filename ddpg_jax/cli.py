@@ -68,6 +68,11 @@ def _build_parser() -> argparse.ArgumentParser:
                          "(default: runs/ENV_ID-PRESET-seedSEED-TIMESTAMP); must not hold an "
                          "earlier run")
     tr.add_argument("--quiet", action="store_true", help="print only the final result line")
+    tr.add_argument("--backend", default="gymnasium", metavar="NAME",
+                    help="gymnasium (host loop over gymnasium envs, default) | jax (the whole "
+                         "run as one compiled program over a built-in JAX env)")
+    tr.add_argument("--num-seeds", default="1", metavar="N",
+                    help="jax backend: independent seeds trained at once (default 1)")
     fields = tr.add_argument_group("config fields")
     defaults = DDPGConfig()
     for f in dataclasses.fields(DDPGConfig):
@@ -93,11 +98,12 @@ def _unknown_args_error(unknown: list[str]) -> UsageError:
         return UsageError(f"unexpected argument(s) {' '.join(unknown)}; every value must follow "
                           "its --field-name.")
     name = flags[0].lstrip("-").replace("-", "_").split("=")[0]
-    known = [*FIELD_NAMES, "env", "preset", "out", "quiet"]
+    known = [*FIELD_NAMES, "env", "preset", "out", "quiet", "backend", "num_seeds"]
     close = difflib.get_close_matches(name, known, n=1)
     hint = f" Did you mean {_field_flag(close[0])}?" if close else ""
     return UsageError(
-        f"unknown option {flags[0]!r}.{hint} Accepted: --env, --preset, --out, --quiet and the "
+        f"unknown option {flags[0]!r}.{hint} Accepted: --env, --preset, --out, --quiet, "
+        "--backend, --num-seeds and the "
         f"config fields {', '.join(_field_flag(n) for n in FIELD_NAMES)}."
     )
 
@@ -124,10 +130,32 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+BACKENDS = ("gymnasium", "jax")
+
+
+def _num_seeds(args: argparse.Namespace) -> int:
+    try:
+        n = int(args.num_seeds)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise UsageError(f"--num-seeds {args.num_seeds!r} is not valid; accepted: an integer >= 1.")
+    if n > 1 and args.backend != "jax":
+        raise UsageError(f"--num-seeds {n} needs --backend jax; the gymnasium backend trains one "
+                         "seed per process.")
+    return n
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
+    if args.backend not in BACKENDS:
+        raise UsageError(f"--backend {args.backend!r} is not known; accepted: "
+                         f"{' | '.join(BACKENDS)}.")
+    num_seeds = _num_seeds(args)
+    config = _config_from_args(args)
+    if args.backend == "jax":
+        return _cmd_train_jax(args, config, num_seeds)
     from ddpg_jax.envcheck import check_env, env_factory
 
-    config = _config_from_args(args)
     # Environment checks before any directory is made or anything is traced.
     check_env(env_factory(args.env), repr(args.env))
     out = _prepare_out_dir(args.out, args.env, config, args.preset)
@@ -159,6 +187,85 @@ def _cmd_train(args: argparse.Namespace) -> int:
           f"+- {s['final_eval_return_std']:.1f} over {s['eval_episodes']} episodes; "
           f"{s['total_steps']} steps in {s['wall_time_s']:.1f} s "
           f"({s['steps_per_second']:.0f} steps/s); run saved in {out}")
+    return 0
+
+
+def _jax_env(env_id: str):
+    from ddpg_jax.envs import make, registered_envs
+
+    try:
+        return make(env_id)
+    except ValueError:
+        raise EnvSpecError(
+            f"unknown JAX environment id {env_id!r} for --backend jax; accepted: "
+            f"{' | '.join(registered_envs())} (or use --backend gymnasium for any gymnasium id)."
+        ) from None
+
+
+def _cmd_train_jax(args: argparse.Namespace, config: DDPGConfig, num_seeds: int) -> int:
+    env, env_params = _jax_env(args.env)
+    from ddpg_jax.train.jax_loop import make_schedule
+
+    make_schedule(config)  # loop-length errors before any directory is made
+    out = _prepare_out_dir(args.out, args.env, config, args.preset)
+
+    import time
+
+    import jax
+    import numpy as np
+
+    from ddpg_jax.train.multi import run_seeds
+
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / "config.json", {"env_id": args.env, "preset": args.preset,
+                                      "backend": "jax", "num_seeds": num_seeds,
+                                      "config": config.to_dict()})
+    if not args.quiet:
+        print(f"compiling {num_seeds} run(s) of {config.total_steps} steps on "
+              f"{len(jax.devices())} {jax.devices()[0].platform} device(s)...")
+    t0 = time.perf_counter()
+    timed = run_seeds(config, env, env_params, num_seeds=num_seeds)
+    wall = time.perf_counter() - t0
+    m = timed.output.metrics
+    steps = [int(x) for x in m["env_steps"][0]]
+    with (out / "evaluations.jsonl").open("w") as f:
+        for i, step in enumerate(steps):
+            record = {"env_steps": step,
+                      "eval_return_mean_per_seed": [float(x) for x in m["eval_return_mean"][:, i]],
+                      "eval_return_mean": float(np.mean(m["eval_returns"][:, i])),
+                      "eval_return_std": float(np.std(m["eval_returns"][:, i]))}
+            for name in ("critic_loss", "actor_loss", "q_mean"):
+                record[name] = float(np.mean(m[name][:, i]))
+            f.write(json.dumps(record) + "\n")
+            if not args.quiet:
+                print(f"step {step:>8d}  eval return {record['eval_return_mean']:9.2f} "
+                      f"+- {record['eval_return_std']:7.2f} (all seeds)")
+    final = m["eval_returns"][:, -1]  # [num_seeds, eval_episodes]
+    total_steps = steps[-1]
+    summary = {
+        "env_id": args.env, "seed": config.seed, "num_seeds": num_seeds, "backend": "jax",
+        "preset": args.preset, "total_steps": total_steps,
+        "final_eval_return_mean": float(np.mean(final)),
+        "final_eval_return_std": float(np.std(final)),
+        "final_eval_return_per_seed": [float(x) for x in np.mean(final, axis=1)],
+        "final_eval_return_std_across_seeds": float(np.std(np.mean(final, axis=1))),
+        "eval_episodes": config.eval_episodes,
+        "wall_time_s": wall, "compile_time_s": timed.compile_time_s,
+        "run_time_s": timed.run_time_s,
+        "steps_per_second": num_seeds * total_steps / wall,
+        "steps_per_second_excluding_compile": num_seeds * total_steps / timed.run_time_s,
+        "devices": [str(d) for d in jax.devices()],
+        "evaluations": [{"env_steps": s_, "eval_return_mean": float(np.mean(m["eval_returns"][:, i]))}
+                        for i, s_ in enumerate(steps)],
+        "versions": versions(),
+    }
+    _write_json(out / "summary.json", summary)
+    per_seed = ", ".join(f"{x:.1f}" for x in summary["final_eval_return_per_seed"])
+    print(f"{args.env} {num_seeds} seed(s) from seed {config.seed}: final eval return "
+          f"{summary['final_eval_return_mean']:.1f} +- {summary['final_eval_return_std']:.1f} "
+          f"(per seed: {per_seed}); {num_seeds} x {total_steps} steps in {wall:.1f} s "
+          f"(compile {timed.compile_time_s:.1f} s, {summary['steps_per_second']:.0f} steps/s); "
+          f"run saved in {out}")
     return 0
 
 

@@ -51,14 +51,21 @@ def _leading_rows(state: BufferState, items: Any) -> int | None:
     if treedef != stored_def:
         raise ValueError(f"item structure {treedef} does not match buffer structure {stored_def}")
     ranks = {jnp.ndim(x) - (jnp.ndim(s) - 1) for x, s in zip(leaves, stored)}
-    if ranks == {0}:
+    if ranks not in ({0}, {1}):
+        raise ValueError("each leaf must have the stored item's shape, or one extra leading axis")
+    extra = ranks.pop()
+    for x, s in zip(leaves, stored):
+        # Check the item shape exactly: a same-rank mismatch would otherwise be
+        # broadcast silently into the stored rows.
+        if tuple(jnp.shape(x)[extra:]) != tuple(s.shape[1:]):
+            raise ValueError(f"leaf of shape {jnp.shape(x)} does not match the stored item shape "
+                             f"{tuple(s.shape[1:])} (with an optional leading batch axis)")
+    if extra == 0:
         return None
-    if ranks == {1}:
-        rows = {jnp.shape(x)[0] for x in leaves}
-        if len(rows) != 1:
-            raise ValueError(f"batched leaves disagree on the number of rows: {sorted(rows)}")
-        return rows.pop()
-    raise ValueError("each leaf must have the stored item's shape, or one extra leading axis")
+    rows = {jnp.shape(x)[0] for x in leaves}
+    if len(rows) != 1:
+        raise ValueError(f"batched leaves disagree on the number of rows: {sorted(rows)}")
+    return rows.pop()
 
 
 def add(state: BufferState, items: Any) -> BufferState:

@@ -28,6 +28,9 @@ TRACED_FIELDS = (
     "tau",
     "noise_scale",
     "critic_weight_decay",
+    "target_noise",
+    "target_noise_clip",
+    "reward_scale",
 )
 
 
@@ -67,7 +70,16 @@ class DDPGConfig:
         U(-final_layer_init, final_layer_init) (the paper uses 3e-3); 0 keeps
         flax's default initialisation.
       num_critics: critics trained on the same target; the target takes the
-        minimum over them (1 is DDPG).
+        minimum over them (1 is DDPG, 2 is TD3's clipped double Q).
+      policy_delay: critic updates per actor and target update (1 is DDPG, 2 is TD3).
+      target_noise: standard deviation of the Gaussian noise added to the target
+        action, in units of the action half-range (TD3's target policy
+        smoothing, 0.2 in the paper; 0 disables it).
+      target_noise_clip: the target noise is clipped to +- this many half-ranges
+        (0.5 in TD3).
+      obs_norm: normalise observations with running statistics kept in the
+        train state (frozen during evaluation and within each update).
+      reward_scale: rewards are multiplied by this in the critic target.
       noise: exploration noise, ``"gaussian"`` or ``"ou"`` (Ornstein-Uhlenbeck).
       noise_scale: standard deviation of the Gaussian noise, or sigma of the OU
         process, in units of the action half-range ``(high - low) / 2``.
@@ -95,6 +107,11 @@ class DDPGConfig:
     activation: str = "relu"
     final_layer_init: float = 0.0
     num_critics: int = 1
+    policy_delay: int = 1
+    target_noise: float = 0.0
+    target_noise_clip: float = 0.5
+    obs_norm: bool = False
+    reward_scale: float = 1.0
     noise: str = "gaussian"
     noise_scale: float = 0.1
     ou_theta: float = 0.15
@@ -119,7 +136,7 @@ class DDPGConfig:
                 )
 
         for name in ("total_steps", "num_envs", "buffer_size", "batch_size",
-                     "updates_per_step", "eval_episodes", "num_critics"):
+                     "updates_per_step", "eval_episodes", "num_critics", "policy_delay"):
             need(getattr(self, name) > 0, name, "an integer > 0")
         need(self.seed >= 0, "seed", "an integer >= 0")
         need(self.warmup_steps >= 0, "warmup_steps", "an integer >= 0")
@@ -130,9 +147,11 @@ class DDPGConfig:
             need(0.0 < getattr(self, name) and math.isfinite(getattr(self, name)),
                  name, "a finite number > 0")
         for name in ("critic_weight_decay", "max_grad_norm", "final_layer_init",
-                     "noise_scale"):
+                     "noise_scale", "target_noise", "target_noise_clip"):
             need(getattr(self, name) >= 0.0 and math.isfinite(getattr(self, name)),
                  name, "a finite number >= 0")
+        need(self.reward_scale > 0.0 and math.isfinite(self.reward_scale), "reward_scale",
+             "a finite number > 0")
         need(0.0 < self.ou_theta and math.isfinite(self.ou_theta), "ou_theta", "a finite number > 0")
         need(0.0 < self.ou_dt and math.isfinite(self.ou_dt), "ou_dt", "a finite number > 0")
         if self.ou_theta * self.ou_dt > 1.0:
@@ -195,7 +214,8 @@ class DDPGConfig:
 
 
 _FIELD_TYPES: dict[str, type] = {
-    f.name: {"int": int, "float": float, "str": str, "tuple[int, ...]": tuple}[f.type]
+    f.name: {"int": int, "float": float, "str": str, "bool": bool,
+             "tuple[int, ...]": tuple}[f.type]
     for f in dataclasses.fields(DDPGConfig)
 }
 FIELD_NAMES = tuple(_FIELD_TYPES)
@@ -215,6 +235,8 @@ def _check_type(name: str, value: Any, kind: type) -> None:
     ok: bool
     if kind is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is bool:
+        ok = isinstance(value, bool)
     elif kind is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     elif kind is tuple:
@@ -225,6 +247,7 @@ def _check_type(name: str, value: Any, kind: type) -> None:
         ok = isinstance(value, kind)
     if not ok:
         accepted = {int: "an integer", float: "a number", str: "a string",
+                    bool: "True or False",
                     tuple: "a tuple of integers, e.g. (256, 256)"}[kind]
         raise ConfigError(
             f"{name} = {value!r} has type {type(value).__name__}; accepted: {accepted}."
@@ -249,11 +272,19 @@ def parse_field(name: str, text: str) -> Any:
             return value
         if kind is float:
             return float(text)
+        if kind is bool:
+            lowered = text.strip().lower()
+            if lowered in ("true", "1", "yes", "on"):
+                return True
+            if lowered in ("false", "0", "no", "off"):
+                return False
+            raise ValueError
+
         if kind is tuple:
             return tuple(int(v) for v in text.replace(" ", "").split(",") if v)
         return text
     except ValueError:
-        accepted = {int: "an integer", float: "a number",
+        accepted = {int: "an integer", float: "a number", bool: "true | false",
                     tuple: "comma-separated integers, e.g. 256,256"}[kind]
         raise ConfigError(f"{name} = {text!r} cannot be read; accepted: {accepted}.") from None
 
@@ -275,6 +306,38 @@ PRESETS: dict[str, DDPGConfig] = {
         ou_theta=0.15,
         ou_dt=1.0,
         final_layer_init=3e-3,
+        warmup_steps=1_000,
+    ),
+    # Fujimoto et al. 2018 (TD3), Sec. 6.1 and Appendix C: 400-300 networks, Adam
+    # 1e-3, batch 100, tau 0.005, N(0, 0.1) exploration, target smoothing
+    # N(0, 0.2) clipped to 0.5, policy delay 2, two critics. The paper starts
+    # with 1000 random steps (10000 for HalfCheetah and Ant).
+    "td3": DDPGConfig(
+        hidden_sizes=(400, 300),
+        actor_lr=1e-3,
+        critic_lr=1e-3,
+        batch_size=100,
+        tau=0.005,
+        gamma=0.99,
+        noise="gaussian",
+        noise_scale=0.1,
+        num_critics=2,
+        policy_delay=2,
+        target_noise=0.2,
+        target_noise_clip=0.5,
+        warmup_steps=1_000,
+    ),
+    # "Our DDPG" of Fujimoto et al. 2018, Appendix C: the TD3 settings with one
+    # critic, no delay, no target smoothing, and no critic weight decay.
+    "ourddpg": DDPGConfig(
+        hidden_sizes=(400, 300),
+        actor_lr=1e-3,
+        critic_lr=1e-3,
+        batch_size=100,
+        tau=0.005,
+        gamma=0.99,
+        noise="gaussian",
+        noise_scale=0.1,
         warmup_steps=1_000,
     ),
 }

@@ -10,6 +10,19 @@ import jax.numpy as jnp
 from ddpg_jax.types import Array, Params, Transition
 
 
+def smoothing_noise(
+    key: Array, shape: tuple[int, ...], scale: Array, clip: Array, half_range: Array
+) -> Array:
+    """TD3's target policy smoothing noise, clip(N(0, scale^2), -clip, clip) * half_range.
+
+    Fujimoto et al. (2018), Eq. 14, with the scale and the clip expressed in
+    units of the action half-range ``(high - low) / 2`` so that the paper's 0.2
+    and 0.5 mean the same on every env.
+    """
+    eps = jax.random.normal(key, shape, jnp.float32)
+    return jnp.clip(eps * scale, -clip, clip) * half_range
+
+
 def td_target(
     target_actor_params: Params,
     target_critic_params: Params,
@@ -17,6 +30,9 @@ def td_target(
     gamma: Array,
     actor_apply: Callable[[Params, Array], Array],
     critic_apply: Callable[[Params, Array, Array], Array],
+    action_noise: Array | None = None,
+    action_low: Array | None = None,
+    action_high: Array | None = None,
 ) -> Array:
     """Bootstrapped target y = r + gamma * (1 - terminated) * Q'(s', mu'(s')).
 
@@ -25,10 +41,17 @@ def td_target(
     the paper's target. Truncated-but-not-terminated transitions keep the
     bootstrap, since only ``terminated`` enters the mask.
 
+    Args:
+      action_noise: optional ``[batch, action_dim]`` perturbation added to
+        mu'(s') (TD3's target policy smoothing, Fujimoto et al. 2018, Eq. 14);
+        the perturbed action is clipped to ``[action_low, action_high]``.
+
     Returns:
       ``[batch]`` targets, with gradients stopped.
     """
     next_action = actor_apply(target_actor_params, batch.next_obs)
+    if action_noise is not None:
+        next_action = jnp.clip(next_action + action_noise, action_low, action_high)
     next_q = jnp.min(critic_apply(target_critic_params, batch.next_obs, next_action), axis=0)
     y = batch.reward + gamma * (1.0 - batch.terminated) * next_q
     return jax.lax.stop_gradient(y)

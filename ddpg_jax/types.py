@@ -40,6 +40,9 @@ class HParams(NamedTuple):
     tau: Array
     noise_scale: Array
     critic_weight_decay: Array
+    target_noise: Array
+    target_noise_clip: Array
+    reward_scale: Array
 
 
 @flax.struct.dataclass
@@ -58,8 +61,10 @@ class TrainState:
     actor_opt_state: Any  # optax state of the actor's optimizer
     critic_opt_state: Any  # optax state of the critic's optimizer
     hparams: HParams  # traced hyperparameters
+    obs_stats: Any  # normalization.RunningStats: running observation mean/var
+    rng: PRNGKey  # uint32 [2]: key for the update's own randomness (target smoothing)
     step: Array  # int32 []: critic (gradient) updates done
-    actor_step: Array  # int32 []: actor updates done
+    actor_step: Array  # int32 []: actor (and target) updates done
 
 
 class ActorApply(Protocol):

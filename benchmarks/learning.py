@@ -1,0 +1,218 @@
+"""Learning-quality suite: presets x environments x seeds, final returns and steps to threshold.
+
+Usage (each suite writes benchmarks/results/learning_<suite>.json, a Markdown
+table on stdout and learning curves as PNG when matplotlib is installed):
+
+    python -m benchmarks.learning --suite pendulum            # 20k steps, 10 seeds, every preset
+    python -m benchmarks.learning --suite mountaincar         # 100k steps, 5 seeds
+    python -m benchmarks.learning --suite mujoco --env Hopper-v5 --steps 50000 --seeds 1
+
+Pendulum and MountainCarContinuous run on the built-in JAX envs (which match
+gymnasium step for step), all seeds of one preset in one compiled program.
+MuJoCo runs through gymnasium (``pip install "gymnasium[mujoco]"``), one seed
+at a time with the host loop.
+
+Every figure is the final deterministic evaluation (mean over
+``eval_episodes`` episodes) of each seed; the table gives the mean, standard
+deviation and minimum over seeds, and the environment steps at which a seed's
+evaluation first reached the threshold (median over the seeds that reached it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+SUITES: dict[str, dict[str, Any]] = {
+    "pendulum": dict(env="Pendulum-v1", steps=20_000, seeds=10, threshold=-200.0,
+                     eval_every=1_000, eval_episodes=10,
+                     variants=[("default", {}), ("paper", {}), ("td3", {}), ("ourddpg", {})]),
+    "mountaincar": dict(env="MountainCarContinuous-v0", steps=100_000, seeds=5, threshold=90.0,
+                        eval_every=5_000, eval_episodes=5,
+                        variants=[("default", {}), ("default", {"noise": "ou", "noise_scale": 0.3}),
+                                  ("paper", {}), ("td3", {}), ("ourddpg", {}),
+                                  ("ourddpg", {"noise": "ou", "noise_scale": 0.3})]),
+    "mujoco": dict(env="Hopper-v5", steps=50_000, seeds=1, threshold=None,
+                   eval_every=10_000, eval_episodes=5,
+                   variants=[("ourddpg", {}), ("td3", {})]),
+}
+
+
+def machine() -> dict[str, Any]:
+    import jax
+
+    cpu = "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "devices": [str(d) for d in jax.devices()],
+            "platform": platform.platform(), "loadavg_start": os.getloadavg()}
+
+
+def steps_to_threshold(steps: np.ndarray, returns: np.ndarray, threshold: float | None):
+    if threshold is None:
+        return None
+    hit = np.flatnonzero(returns >= threshold)
+    return int(steps[hit[0]]) if hit.size else None
+
+
+def run_jax_variant(env_id: str, preset_name: str, overrides: dict, suite: dict, seeds: int,
+                    steps: int) -> dict[str, Any]:
+    from ddpg_jax import preset
+    from ddpg_jax.envs import make
+    from ddpg_jax.train import run_seeds
+
+    env, params = make(env_id)
+    config = preset(preset_name, total_steps=steps, eval_every=suite["eval_every"],
+                    eval_episodes=suite["eval_episodes"], **overrides)
+    timed = run_seeds(config, env, params, num_seeds=seeds)
+    m = timed.output.metrics
+    return {"env_steps": np.asarray(m["env_steps"][0]).tolist(),
+            "curves": np.asarray(m["eval_return_mean"]).tolist(),
+            "compile_time_s": timed.compile_time_s, "run_time_s": timed.run_time_s,
+            "config": config.to_dict()}
+
+
+def run_gym_variant(env_id: str, preset_name: str, overrides: dict, suite: dict, seeds: int,
+                    steps: int) -> dict[str, Any]:
+    from ddpg_jax import preset
+    from ddpg_jax.train import train
+
+    curves, env_steps, t0 = [], None, time.perf_counter()
+    config = None
+    for seed in range(seeds):
+        config = preset(preset_name, total_steps=steps, seed=seed,
+                        eval_every=suite["eval_every"], eval_episodes=suite["eval_episodes"],
+                        **overrides)
+        result = train(config, env_id, log=print)
+        env_steps = [r["env_steps"] for r in result.evaluations]
+        curves.append([r["eval_return_mean"] for r in result.evaluations])
+    return {"env_steps": env_steps, "curves": curves, "compile_time_s": None,
+            "run_time_s": time.perf_counter() - t0, "config": config.to_dict()}
+
+
+def summarise(name: str, raw: dict[str, Any], threshold: float | None) -> dict[str, Any]:
+    steps = np.asarray(raw["env_steps"])
+    curves = np.asarray(raw["curves"], np.float64)
+    final = curves[:, -1]
+    reached = [steps_to_threshold(steps, c, threshold) for c in curves]
+    hits = [r for r in reached if r is not None]
+    return {
+        "variant": name,
+        "final_mean": float(final.mean()), "final_std": float(final.std()),
+        "final_min": float(final.min()), "final_per_seed": final.tolist(),
+        "seeds_reaching_threshold": len(hits) if threshold is not None else None,
+        "median_steps_to_threshold": float(np.median(hits)) if hits else None,
+        **raw,
+    }
+
+
+def plot(rows: list[dict[str, Any]], title: str, path: Path, threshold: float | None) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed (pip install matplotlib): no learning-curve PNG")
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for row in rows:
+        steps = np.asarray(row["env_steps"])
+        c = np.asarray(row["curves"], np.float64)
+        mean, std = c.mean(0), c.std(0)
+        ax.plot(steps, mean, label=f"{row['variant']} ({c.shape[0]} seeds)")
+        ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
+    if threshold is not None:
+        ax.axhline(threshold, color="grey", ls="--", lw=1)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("deterministic evaluation return")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def markdown(rows: list[dict[str, Any]], threshold: float | None) -> str:
+    head = "| variant | seeds | final mean | std | min | reached threshold | median steps to threshold |"
+    lines = [head, "|" + "---|" * 7]
+    for r in rows:
+        n = len(r["final_per_seed"])
+        reached = "-" if threshold is None else f"{r['seeds_reaching_threshold']}/{n}"
+        med = r["median_steps_to_threshold"]
+        lines.append(f"| {r['variant']} | {n} | {r['final_mean']:.1f} | {r['final_std']:.1f} | "
+                     f"{r['final_min']:.1f} | {reached} | {'-' if med is None else int(med)} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--suite", choices=sorted(SUITES), required=True)
+    parser.add_argument("--env", default=None, help="override the suite's env id")
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--seeds", type=int, default=None)
+    parser.add_argument("--variants", default=None,
+                        help="comma-separated preset names to keep (default: all of the suite)")
+    parser.add_argument("--out", default=None, help="JSON path (default: results/learning_SUITE.json)")
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+
+    suite = SUITES[args.suite]
+    env_id = args.env or suite["env"]
+    steps = args.steps or suite["steps"]
+    seeds = args.seeds or suite["seeds"]
+    keep = None if args.variants is None else set(args.variants.split(","))
+    runner = run_gym_variant if args.suite == "mujoco" else run_jax_variant
+    info = machine()
+    from ddpg_jax.cli import versions
+
+    print(f"suite {args.suite}: {env_id}, {steps} steps, {seeds} seeds; machine {info}")
+    rows = []
+    for preset_name, overrides in suite["variants"]:
+        if keep is not None and preset_name not in keep:
+            continue
+        name = preset_name + "".join(f" {k}={v}" for k, v in overrides.items())
+        t0 = time.perf_counter()
+        raw = runner(env_id, preset_name, overrides, suite, seeds, steps)
+        row = summarise(name, raw, suite["threshold"])
+        rows.append(row)
+        print(f"{name}: final {row['final_mean']:.1f} +- {row['final_std']:.1f} "
+              f"(min {row['final_min']:.1f}) per seed {np.round(row['final_per_seed'], 1).tolist()} "
+              f"[{time.perf_counter() - t0:.0f} s]", flush=True)
+    table = markdown(rows, suite["threshold"])
+    print(table)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    tag = args.suite if args.env is None else f"{args.suite}_{env_id}"
+    out = Path(args.out) if args.out else RESULTS / f"learning_{tag}.json"
+    png = out.with_suffix(".png")
+    plotted = plot(rows, f"{env_id}: {steps} steps, mean +- std over {seeds} seeds", png,
+                   suite["threshold"])
+    info["loadavg_end"] = os.getloadavg()
+    payload = {"suite": args.suite, "env_id": env_id, "steps": steps, "seeds": seeds,
+               "threshold": suite["threshold"], "date": _dt.datetime.now().isoformat(),
+               "command": "python -m benchmarks.learning " + " ".join(argv),
+               "machine": info, "versions": versions(), "rows": rows, "table": table,
+               "curves_png": png.name if plotted else None}
+    out.write_text(json.dumps(payload, indent=1))
+    print(f"wrote {out}" + (f" and {png}" if plotted else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -10,6 +10,7 @@ gathers them: its cost depends on the batch size only.
 
 from __future__ import annotations
 
+import operator
 from typing import Any, NamedTuple
 
 import jax
@@ -36,7 +37,11 @@ def init(example: Any, capacity: int) -> BufferState:
         batch axis); only its shapes and dtypes are used.
       capacity: number of rows.
     """
-    if not isinstance(capacity, int) or capacity <= 0:
+    try:
+        capacity = operator.index(capacity)  # ints and numpy integers, not floats
+    except TypeError:
+        raise ValueError(f"capacity must be an integer > 0, got {capacity!r}") from None
+    if capacity <= 0:
         raise ValueError(f"capacity must be an integer > 0, got {capacity!r}")
     data = jax.tree.map(
         lambda x: jnp.zeros((capacity,) + jnp.shape(x), jnp.asarray(x).dtype), example

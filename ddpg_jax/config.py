@@ -17,6 +17,8 @@ import json
 import math
 from typing import Any, Mapping
 
+import numpy as np
+
 NOISE_KINDS = ("gaussian", "ou")
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "silu", "leaky_relu")
 
@@ -234,11 +236,13 @@ def _check_names(d: Mapping[str, Any]) -> None:
 def _check_type(name: str, value: Any, kind: type) -> None:
     ok: bool
     if kind is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
+        # numpy integers (e.g. from a sweep grid) are integers too; bools are not.
+        ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
     elif kind is bool:
         ok = isinstance(value, bool)
     elif kind is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+            value, (bool, np.bool_))
     elif kind is tuple:
         ok = isinstance(value, tuple) and all(
             isinstance(v, int) and not isinstance(v, bool) for v in value

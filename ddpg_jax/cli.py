@@ -9,12 +9,18 @@ import difflib
 import json
 import os
 import platform
+import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from ddpg_jax.checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from ddpg_jax.config import FIELD_NAMES, PRESETS, ConfigError, DDPGConfig, parse_field, preset
 from ddpg_jax.envcheck import EnvSpecError
+from ddpg_jax.logging import TENSORBOARD_HINT, MissingExtraError
+from ddpg_jax.run import (NonFiniteError, RunOptions, RunOptionsError, StopSignals,
+                          check_resume_config)
 
 EXIT_USAGE = 2
 
@@ -57,22 +63,39 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="ddpg-jax", description="Functional DDPG in JAX: train on gymnasium environments.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     tr = sub.add_parser(
-        "train", help="train a policy",
+        "train", help="train a policy", allow_abbrev=False,
         description="Train DDPG. Every DDPGConfig field can be set as --field-name VALUE "
                     "(hidden sizes as comma-separated integers, e.g. --hidden-sizes 256,256).")
-    tr.add_argument("--env", required=True, metavar="ENV_ID", help="gymnasium environment id")
-    tr.add_argument("--preset", default="default", metavar="NAME",
+    tr.add_argument("--env", default=None, metavar="ENV_ID",
+                    help="gymnasium environment id (required unless --resume)")
+    tr.add_argument("--preset", default=None, metavar="NAME",
                     help=f"starting settings: {' | '.join(PRESETS)} (default: default)")
     tr.add_argument("--out", default=None, metavar="DIR",
                     help="run directory for config.json and summary.json "
                          "(default: runs/ENV_ID-PRESET-seedSEED-TIMESTAMP); must not hold an "
                          "earlier run")
-    tr.add_argument("--quiet", action="store_true", help="print only the final result line")
-    tr.add_argument("--backend", default="gymnasium", metavar="NAME",
+    tr.add_argument("--quiet", action="store_true",
+                    help="print only the final result line (no progress bar)")
+    tr.add_argument("--backend", default=None, metavar="NAME",
                     help="gymnasium (host loop over gymnasium envs, default) | jax (the whole "
-                         "run as one compiled program over a built-in JAX env)")
-    tr.add_argument("--num-seeds", default="1", metavar="N",
+                         "run as compiled chunks over a built-in JAX env)")
+    tr.add_argument("--num-seeds", default=None, metavar="N",
                     help="jax backend: independent seeds trained at once (default 1)")
+    rm = tr.add_argument_group("run management (not part of the config)")
+    rm.add_argument("--resume", default=None, metavar="DIR",
+                    help="continue the run in DIR (a run directory, or one of its checkpoints); "
+                         "the config is read from it, --total-steps may extend it")
+    rm.add_argument("--checkpoint-every", default=None, metavar="N",
+                    help="environment steps between checkpoints (default: --eval-every; 0: only "
+                         "at the end and on interruption)")
+    rm.add_argument("--keep-checkpoints", default=None, metavar="K",
+                    help="most recent checkpoints kept, besides the best one (default 3)")
+    rm.add_argument("--no-buffer-in-checkpoint", action="store_true",
+                    help="leave the replay buffer out of checkpoints (smaller; a resumed run "
+                         "then refills it with a new warm-up and is not exact)")
+    rm.add_argument("--tensorboard", action="store_true",
+                    help="also write TensorBoard events to DIR/tensorboard "
+                         "(pip install 'ddpg-jax[tensorboard]')")
     fields = tr.add_argument_group("config fields")
     defaults = DDPGConfig()
     for f in dataclasses.fields(DDPGConfig):
@@ -80,6 +103,35 @@ def _build_parser() -> argparse.ArgumentParser:
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         fields.add_argument(_field_flag(f.name), dest=f"cfg_{f.name}", default=None,
                             metavar="VALUE", help=f"(default preset: {shown})")
+
+    ev = sub.add_parser(
+        "evaluate", help="evaluate a saved policy", allow_abbrev=False,
+        description="Run deterministic episodes with the policy of a checkpoint and print the "
+                    "mean and standard deviation of their returns.")
+    ev.add_argument("--checkpoint", required=True, metavar="DIR",
+                    help="a checkpoint directory, or a run directory (its latest checkpoint, "
+                         "or the best with --select best)")
+    ev.add_argument("--select", default="latest", choices=("latest", "best"),
+                    help="which checkpoint of a run directory (default: latest)")
+    ev.add_argument("--episodes", default=None, metavar="N",
+                    help="episodes per seed (default: the run's --eval-episodes)")
+    ev.add_argument("--env", default=None, metavar="ENV_ID",
+                    help="gymnasium env to evaluate on (default: the run's)")
+    ev.add_argument("--seed", default=None, metavar="S",
+                    help="seed of the first episode (default: the run's evaluation seed)")
+    ev.add_argument("--video", default=None, metavar="DIR",
+                    help="record every episode as a video in DIR "
+                         "(pip install 'ddpg-jax[video]')")
+
+    pl = sub.add_parser(
+        "plot", help="plot learning curves of runs", allow_abbrev=False,
+        description="Draw evaluation return against environment steps for one or more run "
+                    "directories; runs with the same env and config (seed aside) are shown as "
+                    "the mean over seeds with a min-max band.")
+    pl.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    pl.add_argument("--out", default="curves.png", metavar="FILE",
+                    help="image file to write (default: curves.png)")
+    pl.add_argument("--title", default=None, help="figure title")
     return parser
 
 
@@ -89,7 +141,7 @@ def _config_from_args(args: argparse.Namespace) -> DDPGConfig:
         text = getattr(args, f"cfg_{name}")
         if text is not None:
             overrides[name] = parse_field(name, text)
-    return preset(args.preset, **overrides).validate()
+    return preset(args.preset or "default", **overrides).validate()
 
 
 def _unknown_args_error(unknown: list[str]) -> UsageError:
@@ -98,14 +150,18 @@ def _unknown_args_error(unknown: list[str]) -> UsageError:
         return UsageError(f"unexpected argument(s) {' '.join(unknown)}; every value must follow "
                           "its --field-name.")
     name = flags[0].lstrip("-").replace("-", "_").split("=")[0]
-    known = [*FIELD_NAMES, "env", "preset", "out", "quiet", "backend", "num_seeds"]
+    known = [*FIELD_NAMES, *TRAIN_OPTIONS]
     close = difflib.get_close_matches(name, known, n=1)
     hint = f" Did you mean {_field_flag(close[0])}?" if close else ""
     return UsageError(
-        f"unknown option {flags[0]!r}.{hint} Accepted: --env, --preset, --out, --quiet, "
-        "--backend, --num-seeds and the "
+        f"unknown option {flags[0]!r}.{hint} Accepted: "
+        f"{', '.join(_field_flag(n) for n in TRAIN_OPTIONS)} and the "
         f"config fields {', '.join(_field_flag(n) for n in FIELD_NAMES)}."
     )
+
+
+TRAIN_OPTIONS = ("env", "preset", "out", "quiet", "backend", "num_seeds", "resume",
+                 "checkpoint_every", "keep_checkpoints", "no_buffer_in_checkpoint", "tensorboard")
 
 
 def _prepare_out_dir(out: str | None, env_id: str, config: DDPGConfig, preset_name: str) -> Path:
@@ -119,7 +175,8 @@ def _prepare_out_dir(out: str | None, env_id: str, config: DDPGConfig, preset_na
                          "empty directory.")
     if path.is_dir() and any(path.iterdir()):
         raise UsageError(f"--out {out!r} already holds files (an earlier run?); refusing to "
-                         "overwrite them. Accepted: a new or empty directory.")
+                         "overwrite them. Accepted: a new or empty directory; to continue a run, "
+                         f"use --resume {out}.")
     return path
 
 
@@ -131,62 +188,254 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 
 
 BACKENDS = ("gymnasium", "jax")
+#: Exit code of a run stopped by non-finite values (bad input exits with EXIT_USAGE).
+EXIT_NONFINITE = 1
 
 
-def _num_seeds(args: argparse.Namespace) -> int:
+def _num_seeds(text: str | None, backend: str) -> int:
+    if text is None:
+        return 1
     try:
-        n = int(args.num_seeds)
+        n = int(text)
     except ValueError:
         n = 0
     if n < 1:
-        raise UsageError(f"--num-seeds {args.num_seeds!r} is not valid; accepted: an integer >= 1.")
-    if n > 1 and args.backend != "jax":
+        raise UsageError(f"--num-seeds {text!r} is not valid; accepted: an integer >= 1.")
+    if n > 1 and backend != "jax":
         raise UsageError(f"--num-seeds {n} needs --backend jax; the gymnasium backend trains one "
                          "seed per process.")
     return n
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    if args.backend not in BACKENDS:
-        raise UsageError(f"--backend {args.backend!r} is not known; accepted: "
+def _int_option(flag: str, text: str | None, minimum: int) -> int | None:
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise UsageError(f"{flag} {text!r} is not valid; accepted: an integer >= {minimum}.")
+    return value
+
+
+def _run_options(args: argparse.Namespace, saved: dict[str, Any] | None = None) -> RunOptions:
+    """Run-management options from the command line, over a resumed run's saved ones."""
+    base = RunOptions.from_dict(saved or {})
+    every = _int_option("--checkpoint-every", args.checkpoint_every, 0)
+    keep = _int_option("--keep-checkpoints", args.keep_checkpoints, 1)
+    options = dataclasses.replace(
+        base,
+        checkpoint_every=base.checkpoint_every if every is None else every,
+        keep_checkpoints=base.keep_checkpoints if keep is None else keep,
+        buffer_in_checkpoint=base.buffer_in_checkpoint and not args.no_buffer_in_checkpoint,
+        tensorboard=base.tensorboard or args.tensorboard,
+        progress=not args.quiet,
+    )
+    try:
+        options.validate()
+    except RunOptionsError as e:
+        raise UsageError(str(e)) from None
+    if options.tensorboard:
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError:
+            raise UsageError(f"--tensorboard needs the tensorboard package: "
+                             f"{TENSORBOARD_HINT}.") from None
+    return options
+
+
+@dataclasses.dataclass
+class _RunPlan:
+    """Everything a training command has checked before it creates or changes files."""
+
+    out: Path
+    env_id: str
+    preset: str
+    backend: str
+    num_seeds: int
+    config: DDPGConfig
+    options: RunOptions
+    resume: Checkpoint | None = None
+
+
+def _new_plan(args: argparse.Namespace) -> _RunPlan:
+    if args.env is None:
+        raise UsageError("train needs --env ENV_ID (or --resume DIR to continue a run).")
+    backend = args.backend or "gymnasium"
+    if backend not in BACKENDS:
+        raise UsageError(f"--backend {backend!r} is not known; accepted: "
                          f"{' | '.join(BACKENDS)}.")
-    num_seeds = _num_seeds(args)
+    num_seeds = _num_seeds(args.num_seeds, backend)
     config = _config_from_args(args)
-    if args.backend == "jax":
-        return _cmd_train_jax(args, config, num_seeds)
-    from ddpg_jax.envcheck import check_env, env_factory
+    options = _run_options(args)
+    _check_env(backend, args.env, config)
+    preset_name = args.preset or "default"
+    out = _prepare_out_dir(args.out, args.env, config, preset_name)
+    return _RunPlan(out, args.env, preset_name, backend, num_seeds, config, options)
 
-    # Environment checks before any directory is made or anything is traced.
-    check_env(env_factory(args.env), repr(args.env))
-    out = _prepare_out_dir(args.out, args.env, config, args.preset)
 
+def _check_env(backend: str, env_id: str, config: DDPGConfig) -> None:
+    """Environment and loop-length checks, before any directory is made or anything is traced."""
+    if backend == "jax":
+        from ddpg_jax.train.jax_loop import make_schedule
+
+        _jax_env(env_id)
+        make_schedule(config)
+    else:
+        from ddpg_jax.envcheck import check_env, env_factory
+
+        check_env(env_factory(env_id), repr(env_id))
+
+
+def _resume_plan(args: argparse.Namespace) -> _RunPlan:
+    from ddpg_jax.checkpoint import CHECKPOINTS, checkpoint_dir, latest, list_checkpoints
+
+    path = Path(args.resume)
+    if (path / "config.json").is_file():
+        run_dir, ckpt_path = path, None
+    elif path.parent.name == CHECKPOINTS and (path.parent.parent / "config.json").is_file():
+        run_dir, ckpt_path = path.parent.parent, path
+    else:
+        raise UsageError(f"--resume {args.resume!r} is neither a run directory (with config.json) "
+                         "nor a checkpoint inside one; accepted: a directory written by "
+                         "`ddpg-jax train`, or one of its checkpoints/step_* directories.")
+    if args.out is not None:
+        raise UsageError(f"--out cannot be combined with --resume: the resumed run continues in "
+                         f"its own directory, {run_dir}.")
+    try:
+        saved = json.loads((run_dir / "config.json").read_text())
+        env_id, base = saved["env_id"], DDPGConfig.from_dict(saved["config"])
+        backend = saved.get("backend", "gymnasium")
+        preset_name = saved.get("preset", "default")
+        num_seeds = int(saved.get("num_seeds", 1))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"{run_dir / 'config.json'} cannot be read ({e}); it is not a run "
+                         "directory that can be resumed.") from None
+    conflicts = []
+    if args.env is not None and args.env != env_id:
+        conflicts.append(f"--env {args.env} (the run's: {env_id})")
+    if args.backend is not None and args.backend != backend:
+        conflicts.append(f"--backend {args.backend} (the run's: {backend})")
+    if args.preset is not None and args.preset != preset_name:
+        conflicts.append(f"--preset {args.preset} (the run's: {preset_name})")
+    if args.num_seeds is not None and _num_seeds(args.num_seeds, backend) != num_seeds:
+        conflicts.append(f"--num-seeds {args.num_seeds} (the run's: {num_seeds})")
+    total = base.total_steps
+    for name in FIELD_NAMES:
+        text = getattr(args, f"cfg_{name}")
+        if text is None:
+            continue
+        value = parse_field(name, text)
+        if name == "total_steps":
+            total = value
+        elif value != getattr(base, name):
+            conflicts.append(f"{_field_flag(name)} {text} (the run's: {getattr(base, name)})")
+    if conflicts:
+        raise UsageError(
+            f"--resume continues the run in {run_dir} with its saved settings, and these options "
+            f"differ from them: {'; '.join(conflicts)}. Accepted with --resume: the run's own "
+            "values, --total-steps to extend the run, and the run-management options.")
+    config = base.replace(total_steps=total).validate()
+    options = _run_options(args, saved.get("run_options"))
+    ckpt_path = ckpt_path or latest(checkpoint_dir(run_dir))
+    if ckpt_path is None:
+        raise UsageError(f"run directory {run_dir} has no checkpoint to resume from.")
+    try:
+        checkpoint = open_checkpoint(ckpt_path)
+        if checkpoint.meta.get("backend") != backend:
+            raise CheckpointError(f"checkpoint {ckpt_path} was written by the "
+                                  f"{checkpoint.meta.get('backend')!r} backend, but the run in "
+                                  f"{run_dir} uses {backend!r}.")
+        check_resume_config(DDPGConfig.from_dict(checkpoint.meta["config"]),
+                            config.replace(total_steps=max(total, checkpoint.step + 1)),
+                            checkpoint.step)
+    except (CheckpointError, ConfigError, KeyError, TypeError) as e:
+        others = [p for _, p in list_checkpoints(checkpoint_dir(run_dir)) if p != Path(ckpt_path)]
+        hint = (f" The other checkpoints are left as they were; to resume from the newest "
+                f"earlier one, pass --resume {others[-1]}." if others else "")
+        message = str(e) if not isinstance(e, (KeyError, TypeError)) else (
+            f"checkpoint {ckpt_path} has unreadable metadata ({e}).")
+        raise CheckpointError(f"{message}{hint}") from None
+    if config.total_steps <= checkpoint.step:
+        raise UsageError(
+            f"the run in {run_dir} already reached {checkpoint.step} environment steps "
+            f"(total_steps {config.total_steps}); to extend it pass --total-steps N with "
+            f"N > {checkpoint.step}.")
+    _check_env(backend, env_id, config)
+    return _RunPlan(run_dir, env_id, preset_name, backend, num_seeds, config, options, checkpoint)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    plan = _resume_plan(args) if args.resume is not None else _new_plan(args)
+    return _execute(plan, args.quiet)
+
+
+def _execute(plan: _RunPlan, quiet: bool) -> int:
+    """Runs a checked plan: writes config.json, trains with logs, progress and signals."""
+    from ddpg_jax.logging import Progress, RunLog
+
+    out, config = plan.out, plan.config
+    out.mkdir(parents=True, exist_ok=True)
+    info: dict[str, Any] = {"env_id": plan.env_id, "preset": plan.preset, "backend": plan.backend,
+                            "config": config.to_dict()}
+    if plan.backend == "jax":
+        info["num_seeds"] = plan.num_seeds
+    info["run_options"] = {k: v for k, v in plan.options.to_dict().items() if k != "progress"}
+    _write_json(out / "config.json", info)
+    start = plan.resume.step if plan.resume is not None else 0
+    runlog = RunLog(out, tensorboard=plan.options.tensorboard,
+                    resume_step=start if plan.resume is not None else None)
+    progress = Progress(config.total_steps, start, enabled=plan.options.progress)
+    say = None if quiet else progress.write
+    if say is not None and plan.resume is not None:
+        say(f"resuming {out} from {plan.resume.path.name} ({start} env steps) up to "
+            f"{config.total_steps} env steps")
+
+    def on_evaluation(record: dict[str, Any]) -> None:
+        runlog.evaluation(record)
+        progress.set_eval(record["eval_return_mean"])
+
+    with StopSignals() as signals:
+        try:
+            if plan.backend == "jax":
+                return _train_jax(plan, say, signals, runlog, progress, on_evaluation)
+            return _train_gym(plan, say, signals, runlog, progress, on_evaluation)
+        finally:
+            progress.close()
+            runlog.close()
+
+
+def _interrupted(plan: _RunPlan, signals: StopSignals, steps: int, checkpoint: Path | None) -> int:
+    name = signal.Signals(signals.signum).name if signals.signum else "a stop request"
+    where = (f"checkpoint saved in {checkpoint}" if checkpoint is not None
+             else "no checkpoint was written")
+    print(f"ddpg-jax: interrupted by {name} at env step {steps}; {where}. Resume with: "
+          f"ddpg-jax train --resume {shlex.quote(str(plan.out))}", flush=True)
+    return 128 + signals.signum if signals.signum else 1
+
+
+def _train_gym(plan: _RunPlan, say, signals: StopSignals, runlog, progress,
+               on_evaluation) -> int:
     from ddpg_jax.train import train
 
-    out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "config.json", {"env_id": args.env, "preset": args.preset,
-                                      "backend": "gymnasium", "config": config.to_dict()})
-    eval_log = (out / "evaluations.jsonl").open("a")
-
-    def on_eval(record: dict[str, Any]) -> None:
-        eval_log.write(json.dumps(record) + "\n")
-        eval_log.flush()
-
-    try:
-        result = train(config, args.env, log=None if args.quiet else print,
-                       on_evaluation=on_eval)
-    finally:
-        eval_log.close()
-    summary = {**result.summary, "preset": args.preset, "backend": "gymnasium",
+    result = train(plan.config, plan.env_id, log=say, on_evaluation=on_evaluation,
+                   run_dir=plan.out, options=plan.options, resume_from=plan.resume,
+                   should_stop=signals, on_chunk=runlog.chunk, on_progress=progress.update)
+    progress.close()
+    if result.interrupted:
+        return _interrupted(plan, signals, result.summary["total_steps"], result.checkpoint)
+    summary = {**result.summary, "preset": plan.preset, "backend": "gymnasium",
                "evaluations": [{k: r[k] for k in ("env_steps", "eval_return_mean",
                                                   "eval_return_std")}
                                for r in result.evaluations],
                "versions": versions()}
-    _write_json(out / "summary.json", summary)
+    _write_json(plan.out / "summary.json", summary)
     s = result.summary
     print(f"{s['env_id']} seed {s['seed']}: final eval return {s['final_eval_return_mean']:.1f} "
           f"+- {s['final_eval_return_std']:.1f} over {s['eval_episodes']} episodes; "
           f"{s['total_steps']} steps in {s['wall_time_s']:.1f} s "
-          f"({s['steps_per_second']:.0f} steps/s); run saved in {out}")
+          f"({s['steps_per_second']:.0f} steps/s); run saved in {plan.out}")
     return 0
 
 
@@ -202,71 +451,94 @@ def _jax_env(env_id: str):
         ) from None
 
 
-def _cmd_train_jax(args: argparse.Namespace, config: DDPGConfig, num_seeds: int) -> int:
-    env, env_params = _jax_env(args.env)
-    from ddpg_jax.train.jax_loop import make_schedule
-
-    make_schedule(config)  # loop-length errors before any directory is made
-    out = _prepare_out_dir(args.out, args.env, config, args.preset)
-
-    import time
-
+def _train_jax(plan: _RunPlan, say, signals: StopSignals, runlog, progress,
+               on_evaluation) -> int:
     import jax
     import numpy as np
 
-    from ddpg_jax.train.multi import run_seeds
+    from ddpg_jax.train.jax_run import run_chunks
 
-    out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "config.json", {"env_id": args.env, "preset": args.preset,
-                                      "backend": "jax", "num_seeds": num_seeds,
-                                      "config": config.to_dict()})
-    if not args.quiet:
-        print(f"compiling {num_seeds} run(s) of {config.total_steps} steps on "
-              f"{len(jax.devices())} {jax.devices()[0].platform} device(s)...")
-    t0 = time.perf_counter()
-    timed = run_seeds(config, env, env_params, num_seeds=num_seeds)
-    wall = time.perf_counter() - t0
-    m = timed.output.metrics
-    steps = [int(x) for x in m["env_steps"][0]]
-    with (out / "evaluations.jsonl").open("w") as f:
-        for i, step in enumerate(steps):
-            record = {"env_steps": step,
-                      "eval_return_mean_per_seed": [float(x) for x in m["eval_return_mean"][:, i]],
-                      "eval_return_mean": float(np.mean(m["eval_returns"][:, i])),
-                      "eval_return_std": float(np.std(m["eval_returns"][:, i]))}
-            for name in ("critic_loss", "actor_loss", "q_mean"):
-                record[name] = float(np.mean(m[name][:, i]))
-            f.write(json.dumps(record) + "\n")
-            if not args.quiet:
-                print(f"step {step:>8d}  eval return {record['eval_return_mean']:9.2f} "
-                      f"+- {record['eval_return_std']:7.2f} (all seeds)")
-    final = m["eval_returns"][:, -1]  # [num_seeds, eval_episodes]
-    total_steps = steps[-1]
+    config, num_seeds = plan.config, plan.num_seeds
+    env, env_params = _jax_env(plan.env_id)
+    if say is not None:
+        say(f"compiling {num_seeds} run(s) of {config.total_steps} steps on "
+            f"{len(jax.devices())} {jax.devices()[0].platform} device(s)...")
+    start = plan.resume.step if plan.resume is not None else 0
+    result = run_chunks(config, env, env_params, num_seeds=num_seeds, env_id=plan.env_id,
+                        run_dir=plan.out, options=plan.options, resume_from=plan.resume,
+                        should_stop=signals, on_evaluation=on_evaluation,
+                        on_chunk=runlog.chunk, on_progress=progress.update, log=say)
+    progress.close()
+    if result.interrupted:
+        return _interrupted(plan, signals, result.env_steps, result.checkpoint)
+    evals = result.evaluations
+    final = np.asarray(evals[-1]["eval_returns"])  # [num_seeds, eval_episodes]
+    total_steps = result.env_steps
+    wall = result.wall_time_s
     summary = {
-        "env_id": args.env, "seed": config.seed, "num_seeds": num_seeds, "backend": "jax",
-        "preset": args.preset, "total_steps": total_steps,
+        "env_id": plan.env_id, "seed": config.seed, "num_seeds": num_seeds, "backend": "jax",
+        "preset": plan.preset, "total_steps": total_steps,
         "final_eval_return_mean": float(np.mean(final)),
         "final_eval_return_std": float(np.std(final)),
         "final_eval_return_per_seed": [float(x) for x in np.mean(final, axis=1)],
         "final_eval_return_std_across_seeds": float(np.std(np.mean(final, axis=1))),
         "eval_episodes": config.eval_episodes,
-        "wall_time_s": wall, "compile_time_s": timed.compile_time_s,
-        "run_time_s": timed.run_time_s,
+        "wall_time_s": wall, "compile_time_s": result.compile_time_s,
+        "run_time_s": result.run_time_s,
         "steps_per_second": num_seeds * total_steps / wall,
-        "steps_per_second_excluding_compile": num_seeds * total_steps / timed.run_time_s,
+        "steps_per_second_excluding_compile":
+            num_seeds * (total_steps - start) / max(result.run_time_s, 1e-9),
         "devices": [str(d) for d in jax.devices()],
-        "evaluations": [{"env_steps": s_, "eval_return_mean": float(np.mean(m["eval_returns"][:, i]))}
-                        for i, s_ in enumerate(steps)],
+        "evaluations": [{"env_steps": r["env_steps"], "eval_return_mean": r["eval_return_mean"]}
+                        for r in evals],
         "versions": versions(),
     }
-    _write_json(out / "summary.json", summary)
+    _write_json(plan.out / "summary.json", summary)
     per_seed = ", ".join(f"{x:.1f}" for x in summary["final_eval_return_per_seed"])
-    print(f"{args.env} {num_seeds} seed(s) from seed {config.seed}: final eval return "
+    print(f"{plan.env_id} {num_seeds} seed(s) from seed {config.seed}: final eval return "
           f"{summary['final_eval_return_mean']:.1f} +- {summary['final_eval_return_std']:.1f} "
           f"(per seed: {per_seed}); {num_seeds} x {total_steps} steps in {wall:.1f} s "
-          f"(compile {timed.compile_time_s:.1f} s, {summary['steps_per_second']:.0f} steps/s); "
-          f"run saved in {out}")
+          f"(compile {result.compile_time_s:.1f} s, {summary['steps_per_second']:.0f} steps/s); "
+          f"run saved in {plan.out}")
     return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ddpg_jax.evaluate import VIDEO_HINT, evaluate_checkpoint, load_policy, video_available
+
+    episodes = _int_option("--episodes", args.episodes, 1)
+    seed = _int_option("--seed", args.seed, 0)
+    if args.video is not None and not video_available():
+        raise UsageError(f"--video records with gymnasium's RecordVideo, which needs moviepy: "
+                         f"{VIDEO_HINT}.")
+    policy = load_policy(args.checkpoint, args.env, args.select)
+    returns = evaluate_checkpoint(policy, episodes, seed, args.video)
+    every = np.concatenate(returns)
+    ck = policy.checkpoint
+    if len(returns) > 1:
+        for i, r in enumerate(returns):
+            print(f"  seed {i}: eval return mean {np.mean(r):.2f} std {np.std(r):.2f}")
+    print(f"{policy.env_id}, checkpoint {ck.path} ({ck.step} env steps): eval return mean "
+          f"{np.mean(every):.2f} std {np.std(every):.2f} over {every.size} episodes")
+    if args.video is not None:
+        print(f"videos written to {args.video}")
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from ddpg_jax.plot import RunDirError, plot_runs
+
+    try:
+        path = plot_runs(args.run_dirs, args.out, args.title)
+    except RunDirError as e:
+        raise UsageError(str(e)) from None
+    print(f"wrote {path} ({len(args.run_dirs)} run director{'y' if len(args.run_dirs) == 1 else 'ies'})")
+    return 0
+
+
+COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "plot": _cmd_plot}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -277,13 +549,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return EXIT_USAGE
         if unknown:
-            raise _unknown_args_error(unknown)
-        if args.command == "train":
-            return _cmd_train(args)
-        raise UsageError(f"unknown command {args.command!r}")
-    except (UsageError, ConfigError, EnvSpecError) as e:
-        print(f"ddpg-jax: error: {e}", file=sys.stderr)
+            if args.command == "train":
+                raise _unknown_args_error(unknown)
+            raise UsageError(f"unknown argument(s) {' '.join(unknown)} for {args.command}; see "
+                             f"ddpg-jax {args.command} --help.")
+        if args.command not in COMMANDS:
+            raise UsageError(f"unknown command {args.command!r}")
+        return COMMANDS[args.command](args)
+    except (UsageError, ConfigError, EnvSpecError, CheckpointError, MissingExtraError) as e:
+        print(f"ddpg-jax: error: {_one_paragraph(e)}", file=sys.stderr)
         return EXIT_USAGE
+    except NonFiniteError as e:
+        print(f"ddpg-jax: error: {_one_paragraph(e)}", file=sys.stderr)
+        return EXIT_NONFINITE
+
+
+def _one_paragraph(e: Exception) -> str:
+    return " ".join(str(e).split())
 
 
 def entry_point() -> None:

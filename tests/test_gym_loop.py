@@ -170,3 +170,13 @@ def test_short_pendulum_learning_check():
     config = DDPGConfig(total_steps=5000, eval_every=0, eval_episodes=5)
     result = train(config, "Pendulum-v1", log=None)
     assert result.summary["final_eval_return_mean"] > -400, result.summary
+
+
+def test_observation_statistics_follow_the_collected_stream():
+    config = DDPGConfig(total_steps=300, obs_norm=True, **SMALL)
+    result = train(config, "Pendulum-v1", log=None)
+    stats = result.train_state.obs_stats
+    seen = np.asarray(result.buffer.data.obs)[:300]  # every observation acted on, in order
+    assert float(stats.count) == 300
+    np.testing.assert_allclose(stats.mean, seen.mean(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(stats.var, seen.var(0), rtol=1e-4)

@@ -211,3 +211,14 @@ def test_four_seeds_solve_jax_pendulum_in_20k_steps(pendulum):
     out = run_seeds(DDPGConfig(total_steps=20000), env, params, num_seeds=4).output
     final = np.asarray(out.metrics["eval_return_mean"][:, -1])
     assert np.all(final >= -200), final
+
+
+def test_observation_statistics_are_kept_in_the_train_state(pendulum):
+    env, params = pendulum
+    config = TINY.replace(total_steps=300, eval_every=0, obs_norm=True)
+    out = jax.jit(make_train(config, env, params, return_buffer=True))(jax.random.PRNGKey(0))
+    stats = out.train_state.obs_stats
+    seen = np.asarray(out.buffer.data.obs)[:300]
+    assert float(stats.count) == 300
+    np.testing.assert_allclose(stats.mean, seen.mean(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(stats.var, seen.var(0), rtol=1e-4)

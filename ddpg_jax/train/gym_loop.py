@@ -294,12 +294,8 @@ def train(
         key, update_key = jax.random.split(carry.key)
         buffer = rb.add(carry.buffer, transition)
         train_state = observe(carry.train_state, transition.obs, config)
-
-        def one_update(state: TrainState, k: jax.Array):
-            return update(state, rb.sample(buffer, k, config.batch_size))
-
-        train_state, metrics = jax.lax.scan(
-            one_update, train_state, jax.random.split(update_key, updates_per_call))
+        batches = rb.sample_batches(buffer, update_key, config.batch_size, updates_per_call)
+        train_state, metrics = jax.lax.scan(update, train_state, batches)
         sums = {name: carry.metric_sums[name] + jnp.sum(metrics[name]) for name in METRIC_NAMES}
         env_steps = carry.env_steps + num_envs
         carry = carry._replace(
@@ -452,8 +448,8 @@ def train(
         evaluated_now = bool(evals) and evals[-1]["env_steps"] == host.env_steps
         items = {"state": {"carry": carry._replace(buffer=None), "obs": obs, "action": action}}
         if options.buffer_in_checkpoint:  # rows past the fill level are zeros: not saved
-            items["buffer"] = carry.buffer._replace(
-                data=trim_rows(carry.buffer.data, int(carry.buffer.size)))
+            items["buffer"] = carry.buffer.replace(
+                packed=trim_rows(carry.buffer.packed, int(carry.buffer.size)))
         meta = {
             "backend": "gymnasium", "env_id": env_id, "config": config.to_dict(),
             "env_steps": host.env_steps, "updates": int(carry.train_state.step),

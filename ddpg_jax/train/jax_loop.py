@@ -220,12 +220,9 @@ def make_train_parts(
         action, noise_state = explore(ts.actor_params, run.noise_state, act_key,
                                       normalize_obs(ts, run.obs, config), ts.hparams.noise_scale)
         run, _, done = env_step(run._replace(key=key), step_key, action)
-        buffer, ts = run.buffer, run.train_state  # ts now holds the updated obs statistics
-
-        def one_update(state: TrainState, k: PRNGKey):
-            return update(state, rb.sample(buffer, k, config.batch_size))
-
-        ts, metrics = jax.lax.scan(one_update, ts, jax.random.split(update_key, updates_per_step))
+        # run.train_state now holds the updated obs statistics.
+        batches = rb.sample_batches(run.buffer, update_key, config.batch_size, updates_per_step)
+        ts, metrics = jax.lax.scan(update, run.train_state, batches)
         run = run._replace(train_state=ts, noise_state=noise.reset(noise_state, done),
                            nonfinite=guard_nonfinite(run.nonfinite, run.env_steps, metrics, ts))
         return run, {name: jnp.mean(metrics[name]) for name in METRIC_NAMES}

@@ -245,8 +245,8 @@ def run_chunks(
             return
         items = {"state": state._replace(buffer=None)}
         if options.buffer_in_checkpoint:  # rows past the fill level are zeros: not saved
-            items["buffer"] = state.buffer._replace(data=trim_rows(
-                state.buffer.data, int(np.max(state.buffer.size)), axis=1))
+            items["buffer"] = state.buffer.replace(packed=trim_rows(
+                state.buffer.packed, int(np.max(state.buffer.size)), axis=1))
         meta = {
             "backend": "jax", "env_id": env_id, "config": config.to_dict(),
             "num_seeds": num_seeds, "env_steps": v * n, "eval_return": eval_return,

@@ -7,10 +7,15 @@ table on stdout and learning curves as PNG when matplotlib is installed):
     python -m benchmarks.learning --suite mountaincar         # 100k steps, 5 seeds
     python -m benchmarks.learning --suite mujoco --env Hopper-v5 --steps 50000 --seeds 1
 
+Results are written after every variant; ``--resume`` keeps the variants already
+in the JSON file and runs only the missing ones.
+
 Pendulum and MountainCarContinuous run on the built-in JAX envs (which match
 gymnasium step for step), all seeds of one preset in one compiled program.
-MuJoCo runs through gymnasium (``pip install "gymnasium[mujoco]"``), one seed
-at a time with the host loop.
+MuJoCo runs through gymnasium (``pip install -e ".[mujoco]"``), one seed at a
+time with the host loop, for the three rows of the TD3 paper's Table 1 that
+this library implements: DDPG with Lillicrap et al.'s settings (``paper``),
+"Our DDPG" (``ourddpg``) and ``td3``.
 
 Every figure is the final deterministic evaluation (mean over
 ``eval_episodes`` episodes) of each seed; the table gives the mean, standard
@@ -43,9 +48,12 @@ SUITES: dict[str, dict[str, Any]] = {
                         variants=[("default", {}), ("default", {"noise": "ou", "noise_scale": 0.3}),
                                   ("paper", {}), ("td3", {}), ("ourddpg", {}),
                                   ("ourddpg", {"noise": "ou", "noise_scale": 0.3})]),
+    # The TD3 paper's Table 1 compares DDPG (Lillicrap et al.'s settings: our "paper"
+    # preset), "Our DDPG" and TD3, and starts HalfCheetah with 10000 random steps.
     "mujoco": dict(env="Hopper-v5", steps=50_000, seeds=1, threshold=None,
-                   eval_every=10_000, eval_episodes=5,
-                   variants=[("ourddpg", {}), ("td3", {})]),
+                   eval_every=5_000, eval_episodes=5,
+                   variants=[("paper", {}), ("ourddpg", {}), ("td3", {})],
+                   env_overrides={"HalfCheetah-v5": {"warmup_steps": 10_000}}),
 }
 
 
@@ -114,6 +122,8 @@ def summarise(name: str, raw: dict[str, Any], threshold: float | None) -> dict[s
     hits = [r for r in reached if r is not None]
     return {
         "variant": name,
+        # The TD3 paper's Table 1 measure: the best point of the mean-over-seeds curve.
+        "max_average_return": float(curves.mean(0).max()),
         "final_mean": float(final.mean()), "final_std": float(final.std()),
         "final_min": float(final.min()), "final_per_seed": final.tolist(),
         "seeds_reaching_threshold": len(hits) if threshold is not None else None,
@@ -151,14 +161,17 @@ def plot(rows: list[dict[str, Any]], title: str, path: Path, threshold: float | 
 
 
 def markdown(rows: list[dict[str, Any]], threshold: float | None) -> str:
-    head = "| variant | seeds | final mean | std | min | reached threshold | median steps to threshold |"
-    lines = [head, "|" + "---|" * 7]
+    head = ("| variant | seeds | final mean | std | min | max of mean curve | reached threshold "
+            "| median steps to threshold |")
+    lines = [head, "|" + "---|" * 8]
     for r in rows:
         n = len(r["final_per_seed"])
         reached = "-" if threshold is None else f"{r['seeds_reaching_threshold']}/{n}"
         med = r["median_steps_to_threshold"]
+        best = np.asarray(r["curves"], np.float64).mean(0).max()
         lines.append(f"| {r['variant']} | {n} | {r['final_mean']:.1f} | {r['final_std']:.1f} | "
-                     f"{r['final_min']:.1f} | {reached} | {'-' if med is None else int(med)} |")
+                     f"{r['final_min']:.1f} | {best:.1f} | {reached} | "
+                     f"{'-' if med is None else int(med)} |")
     return "\n".join(lines)
 
 
@@ -171,6 +184,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variants", default=None,
                         help="comma-separated preset names to keep (default: all of the suite)")
     parser.add_argument("--out", default=None, help="JSON path (default: results/learning_SUITE.json)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the variants already in the JSON file (same env, steps and "
+                             "seeds) and run only the missing ones")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
 
@@ -181,37 +197,76 @@ def main(argv: list[str] | None = None) -> None:
     keep = None if args.variants is None else set(args.variants.split(","))
     runner = run_gym_variant if args.suite == "mujoco" else run_jax_variant
     info = machine()
-    from ddpg_jax.cli import versions
-
+    threshold = suite["threshold"]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    tag = args.suite if args.env is None else f"{args.suite}_{env_id}"
+    out = Path(args.out) if args.out else RESULTS / f"learning_{tag}.json"
+    rows = previous_rows(out, env_id, steps, seeds) if args.resume else []
+    commands = ["python -m benchmarks.learning " + " ".join(argv)]
+    if rows:
+        commands = json.loads(out.read_text()).get("commands", []) + commands
+        print(f"resuming {out}: keeping {[r['variant'] for r in rows]}")
     print(f"suite {args.suite}: {env_id}, {steps} steps, {seeds} seeds; machine {info}")
-    rows = []
-    for preset_name, overrides in suite["variants"]:
+    done = {r["variant"] for r in rows}
+    for preset_name, overrides in suite_variants(suite, env_id):
         if keep is not None and preset_name not in keep:
             continue
         name = preset_name + "".join(f" {k}={v}" for k, v in overrides.items())
+        if name in done:
+            continue
         t0 = time.perf_counter()
         raw = runner(env_id, preset_name, overrides, suite, seeds, steps)
-        row = summarise(name, raw, suite["threshold"])
+        row = summarise(name, raw, threshold)
+        row["loadavg_after"] = os.getloadavg()
         rows.append(row)
         print(f"{name}: final {row['final_mean']:.1f} +- {row['final_std']:.1f} "
               f"(min {row['final_min']:.1f}) per seed {np.round(row['final_per_seed'], 1).tolist()} "
               f"[{time.perf_counter() - t0:.0f} s]", flush=True)
-    table = markdown(rows, suite["threshold"])
-    print(table)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    tag = args.suite if args.env is None else f"{args.suite}_{env_id}"
-    out = Path(args.out) if args.out else RESULTS / f"learning_{tag}.json"
+        # Written after every variant, so a long suite that is stopped keeps what it finished
+        # (and --resume picks up from there).
+        write_results(out, rows, args.suite, env_id, steps, seeds, threshold, commands, info)
+    print(markdown(rows, threshold))
+    png = write_results(out, rows, args.suite, env_id, steps, seeds, threshold, commands, info,
+                        with_plot=True)
+    print(f"wrote {out}" + (f" and {png}" if png else ""))
+
+
+def suite_variants(suite: dict[str, Any], env_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """The suite's variants, with any per-environment overrides (e.g. the TD3 paper's
+    10000 random warm-up steps on HalfCheetah) merged in."""
+    extra = suite.get("env_overrides", {}).get(env_id, {})
+    return [(name, {**extra, **overrides}) for name, overrides in suite["variants"]]
+
+
+def previous_rows(out: Path, env_id: str, steps: int, seeds: int) -> list[dict[str, Any]]:
+    if not out.exists():
+        return []
+    old = json.loads(out.read_text())
+    if (old.get("env_id"), old.get("steps"), old.get("seeds")) != (env_id, steps, seeds):
+        raise SystemExit(f"--resume: {out} holds {old.get('env_id')}, {old.get('steps')} steps, "
+                         f"{old.get('seeds')} seeds, not {env_id}, {steps}, {seeds}; "
+                         "pass --out to write elsewhere.")
+    return list(old["rows"])
+
+
+def write_results(out: Path, rows: list[dict[str, Any]], suite: str, env_id: str, steps: int,
+                  seeds: int, threshold: float | None, commands: list[str], info: dict[str, Any],
+                  with_plot: bool = False) -> Path | None:
+    from ddpg_jax.cli import versions
+
     png = out.with_suffix(".png")
-    plotted = plot(rows, f"{env_id}: {steps} steps, mean +- std over {seeds} seeds", png,
-                   suite["threshold"])
-    info["loadavg_end"] = os.getloadavg()
-    payload = {"suite": args.suite, "env_id": env_id, "steps": steps, "seeds": seeds,
-               "threshold": suite["threshold"], "date": _dt.datetime.now().isoformat(),
-               "command": "python -m benchmarks.learning " + " ".join(argv),
-               "machine": info, "versions": versions(), "rows": rows, "table": table,
+    plotted = with_plot and plot(rows, f"{env_id}: {steps} steps, mean +- std over {seeds} seeds",
+                                 png, threshold)
+    payload = {"suite": suite, "env_id": env_id, "steps": steps, "seeds": seeds,
+               "threshold": threshold, "date": _dt.datetime.now().isoformat(),
+               "command": commands[-1], "commands": commands,
+               "machine": {**info, "loadavg_end": os.getloadavg()}, "versions": versions(),
+               "rows": rows, "table": markdown(rows, threshold),
                "curves_png": png.name if plotted else None}
-    out.write_text(json.dumps(payload, indent=1))
-    print(f"wrote {out}" + (f" and {png}" if plotted else ""))
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=1))
+    os.replace(tmp, out)
+    return png if plotted else None
 
 
 if __name__ == "__main__":

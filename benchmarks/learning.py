@@ -204,7 +204,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = previous_rows(out, env_id, steps, seeds) if args.resume else []
     commands = ["python -m benchmarks.learning " + " ".join(argv)]
     if rows:
-        commands = json.loads(out.read_text()).get("commands", []) + commands
+        old = json.loads(out.read_text())
+        commands = old.get("commands", [old.get("command")]) + commands
         print(f"resuming {out}: keeping {[r['variant'] for r in rows]}")
     print(f"suite {args.suite}: {env_id}, {steps} steps, {seeds} seeds; machine {info}")
     done = {r["variant"] for r in rows}
@@ -218,6 +219,8 @@ def main(argv: list[str] | None = None) -> None:
         raw = runner(env_id, preset_name, overrides, suite, seeds, steps)
         row = summarise(name, raw, threshold)
         row["loadavg_after"] = os.getloadavg()
+        # Each row records when and from which commit it was made: --resume mixes runs.
+        row["date"], row["commit"] = _dt.datetime.now().isoformat(), git_commit()
         rows.append(row)
         print(f"{name}: final {row['final_mean']:.1f} +- {row['final_std']:.1f} "
               f"(min {row['final_min']:.1f}) per seed {np.round(row['final_per_seed'], 1).tolist()} "
@@ -229,6 +232,20 @@ def main(argv: list[str] | None = None) -> None:
     png = write_results(out, rows, args.suite, env_id, steps, seeds, threshold, commands, info,
                         with_plot=True)
     print(f"wrote {out}" + (f" and {png}" if png else ""))
+
+
+def git_commit() -> str | None:
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, cwd=Path(__file__).parent, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, cwd=Path(__file__).parent,
+                               check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
 
 
 def suite_variants(suite: dict[str, Any], env_id: str) -> list[tuple[str, dict[str, Any]]]:

@@ -21,6 +21,7 @@ import numpy as np
 
 NOISE_KINDS = ("gaussian", "ou")
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "silu", "leaky_relu")
+WEIGHT_INITS = ("lecun_normal", "fan_in_uniform")
 
 #: Fields that are copied into ``TrainState.hparams`` and may differ across a vmapped batch.
 TRACED_FIELDS = (
@@ -70,7 +71,15 @@ class DDPGConfig:
       activation: hidden activation, one of ``ACTIVATIONS``.
       final_layer_init: if > 0, last-layer weights and biases are drawn from
         U(-final_layer_init, final_layer_init) (the paper uses 3e-3); 0 keeps
-        flax's default initialisation.
+        ``weight_init`` for the last layer too.
+      weight_init: initialisation of the layers' weights and biases, one of
+        ``WEIGHT_INITS``: ``"lecun_normal"`` (flax's default: lecun-normal
+        weights, zero biases) or ``"fan_in_uniform"`` (weights and biases from
+        U(-1/sqrt(fan_in), 1/sqrt(fan_in)): Lillicrap et al.'s hidden layers and
+        PyTorch's ``nn.Linear`` default, which the TD3 authors' code uses).
+      critic_action_layer: the hidden layer whose input receives the action
+        (0: concatenated with the observation, as in the TD3 paper; 1: the
+        second hidden layer, as in Lillicrap et al.).
       num_critics: critics trained on the same target; the target takes the
         minimum over them (1 is DDPG, 2 is TD3's clipped double Q).
       policy_delay: critic updates per actor and target update (1 is DDPG, 2 is TD3).
@@ -108,6 +117,8 @@ class DDPGConfig:
     hidden_sizes: tuple[int, ...] = (256, 256)
     activation: str = "relu"
     final_layer_init: float = 0.0
+    weight_init: str = "lecun_normal"
+    critic_action_layer: int = 0
     num_critics: int = 1
     policy_delay: int = 1
     target_noise: float = 0.0
@@ -164,6 +175,9 @@ class DDPGConfig:
         need(len(self.hidden_sizes) > 0 and all(h > 0 for h in self.hidden_sizes),
              "hidden_sizes", "one or more integers > 0, e.g. 256,256")
         need(self.activation in ACTIVATIONS, "activation", " | ".join(ACTIVATIONS))
+        need(self.weight_init in WEIGHT_INITS, "weight_init", " | ".join(WEIGHT_INITS))
+        need(0 <= self.critic_action_layer < len(self.hidden_sizes), "critic_action_layer",
+             f"an integer in [0, {len(self.hidden_sizes) - 1}] (a hidden layer index)")
         need(self.noise in NOISE_KINDS, "noise", " | ".join(NOISE_KINDS))
         if self.batch_size > self.buffer_size:
             raise ConfigError(
@@ -295,9 +309,13 @@ def parse_field(name: str, text: str) -> Any:
 
 PRESETS: dict[str, DDPGConfig] = {
     "default": DDPGConfig(),
-    # Lillicrap et al. 2015, Section 7 (supplementary): low-dimensional settings.
+    # Lillicrap et al. 2015, Section 7 (supplementary): low-dimensional settings,
+    # including the fan-in uniform initialisation of the hidden layers and the action
+    # entering the critic at its second hidden layer.
     "paper": DDPGConfig(
         hidden_sizes=(400, 300),
+        weight_init="fan_in_uniform",
+        critic_action_layer=1,
         actor_lr=1e-4,
         critic_lr=1e-3,
         critic_weight_decay=1e-2,

@@ -27,27 +27,45 @@ _ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
 }
 
 
-def _final_dense(features: int, final_layer_init: float) -> nn.Dense:
+def _uniform(bound: float) -> Callable[..., Array]:
+    """Initializer drawing from U(-bound, bound)."""
+    base = nn.initializers.uniform(scale=2 * bound)
+    return lambda key, shape, dtype=jnp.float32: base(key, shape, dtype) - bound
+
+
+def _dense(features: int, fan_in: int, weight_init: str, final_layer_init: float = 0.0
+           ) -> nn.Dense:
     if final_layer_init > 0:
         # Lillicrap et al. (2015), Sec. 7: U(-3e-3, 3e-3) keeps initial outputs near zero.
-        init = nn.initializers.uniform(scale=2 * final_layer_init)
-        shifted = lambda key, shape, dtype=jnp.float32: init(key, shape, dtype) - final_layer_init
-        return nn.Dense(features, kernel_init=shifted, bias_init=shifted)
-    return nn.Dense(features)
+        init = _uniform(final_layer_init)
+        return nn.Dense(features, kernel_init=init, bias_init=init)
+    if weight_init == "fan_in_uniform":
+        # Lillicrap et al.'s hidden layers, and PyTorch's nn.Linear default (which the
+        # TD3 authors' code uses): weights and biases from U(-1/sqrt(f), 1/sqrt(f)).
+        init = _uniform(1.0 / float(np.sqrt(fan_in)))
+        return nn.Dense(features, kernel_init=init, bias_init=init)
+    return nn.Dense(features)  # flax: lecun-normal weights, zero biases
 
 
 class MLP(nn.Module):
+    """ReLU (or other) MLP; ``extra`` (if given) joins the input of hidden layer ``extra_layer``."""
+
     hidden_sizes: Sequence[int]
     out_features: int
     activation: str = "relu"
     final_layer_init: float = 0.0
+    weight_init: str = "lecun_normal"
+    extra_layer: int = 0
 
     @nn.compact
-    def __call__(self, x: Array) -> Array:
+    def __call__(self, x: Array, extra: Array | None = None) -> Array:
         act = _ACTIVATIONS[self.activation]
-        for width in self.hidden_sizes:
-            x = act(nn.Dense(width)(x))
-        return _final_dense(self.out_features, self.final_layer_init)(x)
+        for i, width in enumerate(self.hidden_sizes):
+            if extra is not None and i == self.extra_layer:
+                x = jnp.concatenate([x, extra], axis=-1)
+            x = act(_dense(width, x.shape[-1], self.weight_init)(x))
+        return _dense(self.out_features, x.shape[-1], self.weight_init,
+                      self.final_layer_init)(x)
 
 
 class Actor(nn.Module):
@@ -62,26 +80,35 @@ class Actor(nn.Module):
     action_high: Sequence[float]
     activation: str = "relu"
     final_layer_init: float = 0.0
+    weight_init: str = "lecun_normal"
 
     @nn.compact
     def __call__(self, obs: Array) -> Array:
         low = jnp.asarray(self.action_low, jnp.float32)
         high = jnp.asarray(self.action_high, jnp.float32)
-        raw = MLP(self.hidden_sizes, low.shape[-1], self.activation, self.final_layer_init)(obs)
+        raw = MLP(self.hidden_sizes, low.shape[-1], self.activation, self.final_layer_init,
+                  self.weight_init)(obs)
         return low + (jnp.tanh(raw) + 1.0) * 0.5 * (high - low)
 
 
 class Critic(nn.Module):
-    """Action value Q(s, a) from the concatenation of observation and action."""
+    """Action value Q(s, a).
+
+    The action joins the input of hidden layer ``action_layer``: 0 concatenates
+    it with the observation (the TD3 paper's critics), 1 feeds it to the second
+    hidden layer (Lillicrap et al. 2015, Sec. 7).
+    """
 
     hidden_sizes: Sequence[int]
     activation: str = "relu"
     final_layer_init: float = 0.0
+    weight_init: str = "lecun_normal"
+    action_layer: int = 0
 
     @nn.compact
     def __call__(self, obs: Array, action: Array) -> Array:
-        x = jnp.concatenate([obs, action], axis=-1)
-        q = MLP(self.hidden_sizes, 1, self.activation, self.final_layer_init)(x)
+        q = MLP(self.hidden_sizes, 1, self.activation, self.final_layer_init, self.weight_init,
+                self.action_layer)(obs, action)
         return q[..., 0]
 
 
@@ -92,6 +119,8 @@ class CriticEnsemble(nn.Module):
     num_critics: int = 1
     activation: str = "relu"
     final_layer_init: float = 0.0
+    weight_init: str = "lecun_normal"
+    action_layer: int = 0
 
     @nn.compact
     def __call__(self, obs: Array, action: Array) -> Array:
@@ -103,7 +132,8 @@ class CriticEnsemble(nn.Module):
             out_axes=0,
             axis_size=self.num_critics,
         )
-        return ensemble(self.hidden_sizes, self.activation, self.final_layer_init)(obs, action)
+        return ensemble(self.hidden_sizes, self.activation, self.final_layer_init,
+                        self.weight_init, self.action_layer)(obs, action)
 
 
 class Networks(NamedTuple):
@@ -132,8 +162,8 @@ def make_networks(
     """Builds the actor and critic for an environment's shapes and bounds.
 
     Args:
-      config: supplies ``hidden_sizes``, ``activation``, ``final_layer_init``
-        and ``num_critics``.
+      config: supplies ``hidden_sizes``, ``activation``, ``final_layer_init``,
+        ``weight_init``, ``critic_action_layer`` and ``num_critics``.
       obs_dim: length of the flat observation.
       action_low: lower action bounds, shape ``[action_dim]``, finite.
       action_high: upper action bounds, same shape, ``> action_low``.
@@ -151,9 +181,10 @@ def make_networks(
         )
     hidden = tuple(config.hidden_sizes)
     actor = Actor(hidden, tuple(low.tolist()), tuple(high.tolist()), config.activation,
-                  config.final_layer_init)
+                  config.final_layer_init, config.weight_init)
     critic = CriticEnsemble(hidden, config.num_critics, config.activation,
-                            config.final_layer_init)
+                            config.final_layer_init, config.weight_init,
+                            config.critic_action_layer)
     dummy_obs = jnp.zeros((obs_dim,), jnp.float32)
     dummy_act = jnp.zeros(low.shape, jnp.float32)
 

@@ -63,6 +63,9 @@ def _refused(**changes) -> str:
         ("hidden_sizes", (64, -8)),
         ("noise", "uniform"),
         ("activation", "swish"),
+        ("weight_init", "xavier"),
+        ("critic_action_layer", 2),
+        ("critic_action_layer", -1),
     ],
 )
 def test_out_of_range_values_are_refused_with_field_and_value(field, value):
@@ -80,6 +83,9 @@ def test_tau_and_gamma_edges_accepted():
 def test_unknown_choices_list_the_accepted_ones():
     assert "gaussian" in _refused(noise="uniform") and "ou" in _refused(noise="uniform")
     assert "relu" in _refused(activation="swish") and "tanh" in _refused(activation="swish")
+    msg = _refused(weight_init="xavier")
+    assert "lecun_normal" in msg and "fan_in_uniform" in msg
+    assert "[0, 1]" in _refused(critic_action_layer=2)  # hidden_sizes (256, 256)
 
 
 def test_batch_larger_than_buffer_shows_both_numbers():
@@ -174,12 +180,17 @@ def test_paper_preset_is_lillicrap_2015():
     assert p.noise_scale == 0.2
     assert p.ou_theta == 0.15
     assert p.final_layer_init == 3e-3
+    # "The other layers were initialized from uniform distributions [-1/sqrt(f), 1/sqrt(f)]"
+    # and "actions were not included until the 2nd hidden layer of Q".
+    assert p.weight_init == "fan_in_uniform"
+    assert p.critic_action_layer == 1
     assert p.num_critics == 1  # one critic: DDPG, not TD3
     assert p.activation == "relu"
     p.validate()
     # Everything else stays at the defaults.
     expected_changed = {"hidden_sizes", "actor_lr", "critic_weight_decay", "tau", "batch_size",
-                        "noise", "noise_scale", "final_layer_init"}
+                        "noise", "noise_scale", "final_layer_init", "weight_init",
+                        "critic_action_layer"}
     d, base = p.to_dict(), DDPGConfig().to_dict()
     assert {k for k in d if d[k] != base[k]} == expected_changed
 

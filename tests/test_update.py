@@ -272,3 +272,53 @@ def test_update_composes_with_scan_and_traces_once(setup):
     assert int(out.step) == 10
     assert metrics["critic_loss"].shape == (5,)
     assert np.all(np.isfinite(np.asarray(metrics["critic_loss"])))
+
+
+# ----------------------------------------------------------------- network options
+def test_critic_takes_the_action_at_its_second_layer_when_asked():
+    """critic_action_layer=1 (Lillicrap et al.): Q = W2 relu(W1 [relu(W0 s + b0), a] + b1) + b2."""
+    config = DDPGConfig(hidden_sizes=(5, 4), critic_action_layer=1, num_critics=2)
+    nets = make_networks(config, OBS_DIM, LOW, HIGH)
+    params = nets.critic_init(jax.random.PRNGKey(3))
+    mlp = params["VmapCritic_0"]["MLP_0"]
+    assert mlp["Dense_0"]["kernel"].shape == (2, OBS_DIM, 5)  # observation only
+    assert mlp["Dense_1"]["kernel"].shape == (2, 5 + len(LOW), 4)  # hidden + action
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(BATCH, OBS_DIM))
+    action = rng.uniform(LOW, HIGH, size=(BATCH, len(LOW)))
+    q = np.asarray(nets.critic_apply(params, jnp.asarray(obs, jnp.float32),
+                                     jnp.asarray(action, jnp.float32)))
+    for k in range(2):
+        p = jax.tree.map(lambda x: np.asarray(x, np.float64)[k], mlp)
+        h = np.maximum(obs @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"], 0.0)
+        h = np.concatenate([h, action], -1)
+        h = np.maximum(h @ p["Dense_1"]["kernel"] + p["Dense_1"]["bias"], 0.0)
+        expected = (h @ p["Dense_2"]["kernel"] + p["Dense_2"]["bias"])[..., 0]
+        np.testing.assert_allclose(q[k], expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("final_layer_init", [0.0, 3e-3])
+def test_fan_in_uniform_init_follows_the_fan_in(final_layer_init):
+    """Weights and biases ~ U(-1/sqrt(f), 1/sqrt(f)); the paper's final layer overrides it."""
+    config = DDPGConfig(hidden_sizes=(300, 200), weight_init="fan_in_uniform",
+                        final_layer_init=final_layer_init, critic_action_layer=1)
+    nets = make_networks(config, 17, -np.ones(6), np.ones(6))
+    actor = nets.actor_init(jax.random.PRNGKey(0))["MLP_0"]
+    critic = jax.tree.map(lambda x: x[0], nets.critic_init(jax.random.PRNGKey(1)))
+    critic = critic["VmapCritic_0"]["MLP_0"]
+    layers = [(actor["Dense_0"], 17), (actor["Dense_1"], 300), (critic["Dense_0"], 17),
+              (critic["Dense_1"], 300 + 6)]
+    finals = [(actor["Dense_2"], 200), (critic["Dense_2"], 200)]
+    if final_layer_init == 0.0:
+        layers += finals
+    for layer, fan_in in layers:
+        bound = 1.0 / np.sqrt(fan_in)
+        for name in ("kernel", "bias"):
+            x = np.asarray(layer[name], np.float64).ravel()
+            assert np.all(np.abs(x) <= bound), name
+            if x.size >= 1000:  # U(-b, b) has standard deviation b / sqrt(3)
+                np.testing.assert_allclose(x.std(), bound / np.sqrt(3), rtol=0.05)
+    if final_layer_init > 0:
+        for layer, _ in finals:
+            for name in ("kernel", "bias"):
+                assert np.all(np.abs(np.asarray(layer[name])) <= final_layer_init)

@@ -86,8 +86,9 @@ def run_jax_variant(env_id: str, preset_name: str, overrides: dict, suite: dict,
     from ddpg_jax.train import run_seeds
 
     env, params = make(env_id)
+    # All seeds come from one key: run_seeds splits PRNGKey(first_seed) into `seeds` keys.
     config = preset(preset_name, total_steps=steps, eval_every=suite["eval_every"],
-                    eval_episodes=suite["eval_episodes"], **overrides)
+                    eval_episodes=suite["eval_episodes"], seed=suite["first_seed"], **overrides)
     timed = run_seeds(config, env, params, num_seeds=seeds)
     m = timed.output.metrics
     return {"env_steps": np.asarray(m["env_steps"][0]).tolist(),
@@ -103,7 +104,7 @@ def run_gym_variant(env_id: str, preset_name: str, overrides: dict, suite: dict,
 
     curves, env_steps, t0 = [], None, time.perf_counter()
     config = None
-    for seed in range(seeds):
+    for seed in range(suite["first_seed"], suite["first_seed"] + seeds):
         config = preset(preset_name, total_steps=steps, seed=seed,
                         eval_every=suite["eval_every"], eval_episodes=suite["eval_episodes"],
                         **overrides)
@@ -181,6 +182,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--env", default=None, help="override the suite's env id")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--seeds", type=int, default=None)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="gymnasium backend: seeds FIRST..FIRST+SEEDS-1; JAX backend: the "
+                             "seed whose key is split into SEEDS keys (default 0)")
     parser.add_argument("--variants", default=None,
                         help="comma-separated preset names to keep (default: all of the suite)")
     parser.add_argument("--out", default=None, help="JSON path (default: results/learning_SUITE.json)")
@@ -190,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
 
-    suite = SUITES[args.suite]
+    suite = {**SUITES[args.suite], "first_seed": args.first_seed}
     env_id = args.env or suite["env"]
     steps = args.steps or suite["steps"]
     seeds = args.seeds or suite["seeds"]
@@ -201,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     tag = args.suite if args.env is None else f"{args.suite}_{env_id}"
     out = Path(args.out) if args.out else RESULTS / f"learning_{tag}.json"
-    rows = previous_rows(out, env_id, steps, seeds) if args.resume else []
+    rows = previous_rows(out, env_id, steps, seeds, args.first_seed) if args.resume else []
     commands = ["python -m benchmarks.learning " + " ".join(argv)]
     if rows:
         old = json.loads(out.read_text())
@@ -227,10 +231,11 @@ def main(argv: list[str] | None = None) -> None:
               f"[{time.perf_counter() - t0:.0f} s]", flush=True)
         # Written after every variant, so a long suite that is stopped keeps what it finished
         # (and --resume picks up from there).
-        write_results(out, rows, args.suite, env_id, steps, seeds, threshold, commands, info)
+        write_results(out, rows, args.suite, env_id, steps, seeds, threshold, commands, info,
+                      first_seed=args.first_seed)
     print(markdown(rows, threshold))
     png = write_results(out, rows, args.suite, env_id, steps, seeds, threshold, commands, info,
-                        with_plot=True)
+                        with_plot=True, first_seed=args.first_seed)
     print(f"wrote {out}" + (f" and {png}" if png else ""))
 
 
@@ -255,26 +260,28 @@ def suite_variants(suite: dict[str, Any], env_id: str) -> list[tuple[str, dict[s
     return [(name, {**extra, **overrides}) for name, overrides in suite["variants"]]
 
 
-def previous_rows(out: Path, env_id: str, steps: int, seeds: int) -> list[dict[str, Any]]:
+def previous_rows(out: Path, env_id: str, steps: int, seeds: int,
+                  first_seed: int) -> list[dict[str, Any]]:
     if not out.exists():
         return []
     old = json.loads(out.read_text())
-    if (old.get("env_id"), old.get("steps"), old.get("seeds")) != (env_id, steps, seeds):
-        raise SystemExit(f"--resume: {out} holds {old.get('env_id')}, {old.get('steps')} steps, "
-                         f"{old.get('seeds')} seeds, not {env_id}, {steps}, {seeds}; "
-                         "pass --out to write elsewhere.")
+    held = (old.get("env_id"), old.get("steps"), old.get("seeds"), old.get("first_seed", 0))
+    if held != (env_id, steps, seeds, first_seed):
+        raise SystemExit(f"--resume: {out} holds env, steps, seeds, first seed {held}, not "
+                         f"{(env_id, steps, seeds, first_seed)}; pass --out to write elsewhere.")
     return list(old["rows"])
 
 
 def write_results(out: Path, rows: list[dict[str, Any]], suite: str, env_id: str, steps: int,
                   seeds: int, threshold: float | None, commands: list[str], info: dict[str, Any],
-                  with_plot: bool = False) -> Path | None:
+                  with_plot: bool = False, first_seed: int = 0) -> Path | None:
     from ddpg_jax.cli import versions
 
     png = out.with_suffix(".png")
     plotted = with_plot and plot(rows, f"{env_id}: {steps} steps, mean +- std over {seeds} seeds",
                                  png, threshold)
     payload = {"suite": suite, "env_id": env_id, "steps": steps, "seeds": seeds,
+               "first_seed": first_seed,
                "threshold": threshold, "date": _dt.datetime.now().isoformat(),
                "command": commands[-1], "commands": commands,
                "machine": {**info, "loadavg_end": os.getloadavg()}, "versions": versions(),

@@ -334,9 +334,13 @@ PRESETS: dict[str, DDPGConfig] = {
 
 # "Our DDPG" of Fujimoto et al. 2018, Appendix C: 400-300 networks, Adam 1e-3 for
 # both, batch 100, tau 0.005, N(0, 0.1) exploration, one critic, no weight decay.
-# The paper starts with 1000 random steps (10000 for HalfCheetah and Ant).
+# The paper starts with 1000 random steps (10000 for HalfCheetah and Ant). Layers are
+# initialised as PyTorch's nn.Linear, which the authors' code uses: with flax's
+# default, larger initialisation the actor ran into the tanh bounds within a few
+# thousand updates on Hopper-v5 and stayed there (see the README's MuJoCo results).
 PRESETS["ourddpg"] = DDPGConfig(
     hidden_sizes=(400, 300),
+    weight_init="fan_in_uniform",
     actor_lr=1e-3,
     critic_lr=1e-3,
     batch_size=100,

@@ -160,6 +160,8 @@ def test_presets_follow_the_td3_paper(name):
     assert (c.hidden_sizes, c.actor_lr, c.critic_lr, c.batch_size, c.tau, c.gamma) == (
         (400, 300), 1e-3, 1e-3, 100, 0.005, 0.99)
     assert (c.noise, c.noise_scale, c.critic_weight_decay) == ("gaussian", 0.1, 0.0)
+    # The authors' code: PyTorch's nn.Linear init, action concatenated at the critic's input.
+    assert (c.weight_init, c.final_layer_init, c.critic_action_layer) == ("fan_in_uniform", 0.0, 0)
     if name == "td3":
         assert (c.num_critics, c.policy_delay, c.target_noise, c.target_noise_clip) == (
             2, 2, 0.2, 0.5)

@@ -29,13 +29,14 @@ import argparse
 import datetime as _dt
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks import _common as C
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -55,21 +56,6 @@ SUITES: dict[str, dict[str, Any]] = {
                    variants=[("paper", {}), ("ourddpg", {}), ("td3", {})],
                    env_overrides={"HalfCheetah-v5": {"warmup_steps": 10_000}}),
 }
-
-
-def machine() -> dict[str, Any]:
-    import jax
-
-    cpu = "unknown"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "devices": [str(d) for d in jax.devices()],
-            "platform": platform.platform(), "loadavg_start": os.getloadavg()}
 
 
 def steps_to_threshold(steps: np.ndarray, returns: np.ndarray, threshold: float | None):
@@ -200,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     seeds = args.seeds or suite["seeds"]
     keep = None if args.variants is None else set(args.variants.split(","))
     runner = run_gym_variant if args.suite == "mujoco" else run_jax_variant
-    info = machine()
+    info = {**C.machine(), "loadavg_start": C.loadavg()}
     threshold = suite["threshold"]
     RESULTS.mkdir(parents=True, exist_ok=True)
     tag = args.suite if args.env is None else f"{args.suite}_{env_id}"
@@ -222,9 +208,11 @@ def main(argv: list[str] | None = None) -> None:
         t0 = time.perf_counter()
         raw = runner(env_id, preset_name, overrides, suite, seeds, steps)
         row = summarise(name, raw, threshold)
-        row["loadavg_after"] = os.getloadavg()
+        row["loadavg_after"] = C.loadavg()
         # Each row records when and from which commit it was made: --resume mixes runs.
-        row["date"], row["commit"] = _dt.datetime.now().isoformat(), git_commit()
+        git = C.git_state()
+        row["date"] = _dt.datetime.now().isoformat()
+        row["commit"] = f"{(git['commit'] or '?')[:7]}{'+dirty' if git['dirty'] else ''}"
         rows.append(row)
         print(f"{name}: final {row['final_mean']:.1f} +- {row['final_std']:.1f} "
               f"(min {row['final_min']:.1f}) per seed {np.round(row['final_per_seed'], 1).tolist()} "
@@ -237,20 +225,6 @@ def main(argv: list[str] | None = None) -> None:
     png = write_results(out, rows, args.suite, env_id, steps, seeds, threshold, commands, info,
                         with_plot=True, first_seed=args.first_seed)
     print(f"wrote {out}" + (f" and {png}" if png else ""))
-
-
-def git_commit() -> str | None:
-    import subprocess
-
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, cwd=Path(__file__).parent, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, cwd=Path(__file__).parent,
-                               check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return head + ("+dirty" if dirty else "")
 
 
 def suite_variants(suite: dict[str, Any], env_id: str) -> list[tuple[str, dict[str, Any]]]:
@@ -275,8 +249,6 @@ def previous_rows(out: Path, env_id: str, steps: int, seeds: int,
 def write_results(out: Path, rows: list[dict[str, Any]], suite: str, env_id: str, steps: int,
                   seeds: int, threshold: float | None, commands: list[str], info: dict[str, Any],
                   with_plot: bool = False, first_seed: int = 0) -> Path | None:
-    from ddpg_jax.cli import versions
-
     png = out.with_suffix(".png")
     plotted = with_plot and plot(rows, f"{env_id}: {steps} steps, mean +- std over {seeds} seeds",
                                  png, threshold)
@@ -284,7 +256,7 @@ def write_results(out: Path, rows: list[dict[str, Any]], suite: str, env_id: str
                "first_seed": first_seed,
                "threshold": threshold, "date": _dt.datetime.now().isoformat(),
                "command": commands[-1], "commands": commands,
-               "machine": {**info, "loadavg_end": os.getloadavg()}, "versions": versions(),
+               "machine": {**info, "loadavg_end": C.loadavg()}, "versions": C.versions(),
                "rows": rows, "table": markdown(rows, threshold),
                "curves_png": png.name if plotted else None}
     tmp = out.with_suffix(".json.tmp")

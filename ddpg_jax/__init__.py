@@ -1,26 +1,44 @@
-"""ddpg_jax: functional DDPG (and its descendants) in JAX.
+"""ddpg_jax: functional DDPG (and its descendants, TD3) in JAX.
 
 The building blocks are pure functions over immutable pytrees, so they run
 under ``jit``, ``vmap`` and ``lax.scan`` and compose into larger programs.
+``import ddpg_jax`` reaches every common task:
+
+* ``ddpg_jax.train(config, env)``: train on a gymnasium id or factory, or on a
+  JAX env (``ddpg_jax.envs.make("Pendulum-v1")``) with many seeds at once;
+* ``ddpg_jax.make_train(config, env, env_params)``: the pure ``train(key)``
+  for your own ``jit`` / ``vmap`` / sharding; ``run_seeds`` and ``sweep`` run
+  it over seeds and hyperparameter grids;
+* ``ddpg_jax.load_policy(path)``: act with a trained policy;
+* the pieces: ``make_learner``, ``make_gradient_step`` / ``make_update``,
+  ``init_train_state``, ``make_networks``, ``make_noise``, ``buffer``, ``losses``.
 """
 
-from ddpg_jax import buffer, losses, noise, normalization
+from ddpg_jax import buffer, envs, losses, noise, normalization
 from ddpg_jax.config import PRESETS, ConfigError, DDPGConfig, preset
+from ddpg_jax.drivers.compiled import TrainOutput, make_train
+from ddpg_jax.drivers.multi import make_hparams, run_seeds, seed_keys, select_run, sweep
+from ddpg_jax.drivers.result import TrainResult
 from ddpg_jax.envcheck import EnvSpecError
+from ddpg_jax.evaluate import load_policy
+from ddpg_jax.learner import AgentState, Learner, make_explore, make_learner
 from ddpg_jax.losses import actor_loss, critic_loss, td_target
+from ddpg_jax.management import RunOptions
 from ddpg_jax.networks import Actor, Critic, CriticEnsemble, Networks, make_networks
 from ddpg_jax.noise import Noise, NoiseState, make_noise
-from ddpg_jax.policy import make_explore
+from ddpg_jax.training import train
 from ddpg_jax.types import HParams, TrainState, Transition
-from ddpg_jax.update import (hparams_from_config, init_train_state, make_optimizers, make_update,
-                             normalize_obs, observe)
+from ddpg_jax.update import GradientStep, init_train_state, make_gradient_step, make_update
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Actor", "ConfigError", "Critic", "CriticEnsemble", "DDPGConfig", "EnvSpecError",
-    "HParams", "Networks", "Noise", "NoiseState", "PRESETS", "TrainState", "Transition",
-    "actor_loss", "buffer", "critic_loss", "hparams_from_config", "init_train_state",
-    "losses", "make_explore", "make_networks", "make_noise", "make_optimizers",
-    "make_update", "noise", "normalization", "normalize_obs", "observe", "preset", "td_target", "__version__",
+    "Actor", "AgentState", "ConfigError", "Critic", "CriticEnsemble", "DDPGConfig",
+    "EnvSpecError", "GradientStep", "HParams", "Learner", "Networks", "Noise", "NoiseState",
+    "PRESETS", "RunOptions", "TrainOutput", "TrainResult", "TrainState", "Transition",
+    "__version__", "actor_loss", "buffer", "critic_loss", "envs", "init_train_state",
+    "load_policy", "losses", "make_explore", "make_gradient_step", "make_hparams",
+    "make_learner", "make_networks", "make_noise", "make_train", "make_update", "noise",
+    "normalization", "preset", "run_seeds", "seed_keys", "select_run", "sweep", "td_target",
+    "train",
 ]

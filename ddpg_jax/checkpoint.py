@@ -38,7 +38,7 @@ import jax
 import numpy as np
 
 #: Version of the on-disk layout; a checkpoint with another version is refused.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CHECKPOINTS = "checkpoints"
 META = "meta.json"
 MANIFEST = "manifest.json"

@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ddpg_jax.checkpoint import Checkpoint, CheckpointError, open_checkpoint
-from ddpg_jax.config import FIELD_NAMES, PRESETS, ConfigError, DDPGConfig, parse_field, preset
+from ddpg_jax.config import (FIELD_NAMES, GROUPS, PRESETS, ConfigError, DDPGConfig, describe,
+                             parse_field, preset)
 from ddpg_jax.envcheck import EnvSpecError
-from ddpg_jax.logging import TENSORBOARD_HINT, MissingExtraError
-from ddpg_jax.run import (NonFiniteError, RunOptions, RunOptionsError, StopSignals,
-                          check_resume_config)
+from ddpg_jax.resume import open_for_resume
+from ddpg_jax.guard import NonFiniteError
+from ddpg_jax.management import RunOptions, RunOptionsError, StopSignals
+from ddpg_jax.metrics_io import TENSORBOARD_HINT, MissingExtraError
 
 EXIT_USAGE = 2
 
@@ -96,13 +98,16 @@ def _build_parser() -> argparse.ArgumentParser:
     rm.add_argument("--tensorboard", action="store_true",
                     help="also write TensorBoard events to DIR/tensorboard "
                          "(pip install 'ddpg-jax[tensorboard]')")
-    fields = tr.add_argument_group("config fields")
-    defaults = DDPGConfig()
-    for f in dataclasses.fields(DDPGConfig):
-        default = getattr(defaults, f.name)
+    groups = {g: tr.add_argument_group(f"config fields: {g}") for g in GROUPS}
+    for name in FIELD_NAMES:
+        d = describe(name)
+        default = d["default"]
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        fields.add_argument(_field_flag(f.name), dest=f"cfg_{f.name}", default=None,
-                            metavar="VALUE", help=f"(default preset: {shown})")
+        traced = "; traced: sweepable in one program" if d["traced"] else ""
+        groups[d["group"]].add_argument(
+            _field_flag(name), dest=f"cfg_{name}", default=None, metavar="VALUE",
+            help=f"{d['doc']} (default: {shown}; accepted: {d['accepted']}{traced})".replace(
+                "%", "%%"))
 
     ev = sub.add_parser(
         "evaluate", help="evaluate a saved policy", allow_abbrev=False,
@@ -278,10 +283,11 @@ def _new_plan(args: argparse.Namespace) -> _RunPlan:
 def _check_env(backend: str, env_id: str, config: DDPGConfig) -> None:
     """Environment and loop-length checks, before any directory is made or anything is traced."""
     if backend == "jax":
-        from ddpg_jax.train.jax_loop import make_schedule
+        from ddpg_jax.drivers.compiled import env_spec
+        from ddpg_jax.training import jax_env
 
-        _jax_env(env_id)
-        make_schedule(config)
+        env, params, _ = jax_env(env_id, None)
+        env_spec(env, params)
     else:
         from ddpg_jax.envcheck import check_env, env_factory
 
@@ -343,13 +349,9 @@ def _resume_plan(args: argparse.Namespace) -> _RunPlan:
         raise UsageError(f"run directory {run_dir} has no checkpoint to resume from.")
     try:
         checkpoint = open_checkpoint(ckpt_path)
-        if checkpoint.meta.get("backend") != backend:
-            raise CheckpointError(f"checkpoint {ckpt_path} was written by the "
-                                  f"{checkpoint.meta.get('backend')!r} backend, but the run in "
-                                  f"{run_dir} uses {backend!r}.")
-        check_resume_config(DDPGConfig.from_dict(checkpoint.meta["config"]),
-                            config.replace(total_steps=max(total, checkpoint.step + 1)),
-                            checkpoint.step)
+        open_for_resume(checkpoint, backend=backend, env_id=env_id,
+                        num_seeds=num_seeds if backend == "jax" else None,
+                        config=config.replace(total_steps=max(total, checkpoint.step + 1)))
     except (CheckpointError, ConfigError, KeyError, TypeError) as e:
         others = [p for _, p in list_checkpoints(checkpoint_dir(run_dir)) if p != Path(ckpt_path)]
         hint = (f" The other checkpoints are left as they were; to resume from the newest "
@@ -373,7 +375,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _execute(plan: _RunPlan, quiet: bool) -> int:
     """Runs a checked plan: writes config.json, trains with logs, progress and signals."""
-    from ddpg_jax.logging import Progress, RunLog
+    from ddpg_jax.metrics_io import Progress, RunLog
 
     out, config = plan.out, plan.config
     out.mkdir(parents=True, exist_ok=True)
@@ -398,9 +400,7 @@ def _execute(plan: _RunPlan, quiet: bool) -> int:
 
     with StopSignals() as signals:
         try:
-            if plan.backend == "jax":
-                return _train_jax(plan, say, signals, runlog, progress, on_evaluation)
-            return _train_gym(plan, say, signals, runlog, progress, on_evaluation)
+            return _train(plan, say, signals, runlog, progress, on_evaluation)
         finally:
             progress.close()
             runlog.close()
@@ -415,91 +415,36 @@ def _interrupted(plan: _RunPlan, signals: StopSignals, steps: int, checkpoint: P
     return 128 + signals.signum if signals.signum else 1
 
 
-def _train_gym(plan: _RunPlan, say, signals: StopSignals, runlog, progress,
-               on_evaluation) -> int:
-    from ddpg_jax.train import train
-
-    result = train(plan.config, plan.env_id, log=say, on_evaluation=on_evaluation,
-                   run_dir=plan.out, options=plan.options, resume_from=plan.resume,
-                   should_stop=signals, on_chunk=runlog.chunk, on_progress=progress.update)
-    progress.close()
-    if result.interrupted:
-        return _interrupted(plan, signals, result.summary["total_steps"], result.checkpoint)
-    summary = {**result.summary, "preset": plan.preset, "backend": "gymnasium",
-               "evaluations": [{k: r[k] for k in ("env_steps", "eval_return_mean",
-                                                  "eval_return_std")}
-                               for r in result.evaluations],
-               "versions": versions()}
-    _write_json(plan.out / "summary.json", summary)
-    s = result.summary
-    print(f"{s['env_id']} seed {s['seed']}: final eval return {s['final_eval_return_mean']:.1f} "
-          f"+- {s['final_eval_return_std']:.1f} over {s['eval_episodes']} episodes; "
-          f"{s['total_steps']} steps in {s['wall_time_s']:.1f} s "
-          f"({s['steps_per_second']:.0f} steps/s); run saved in {plan.out}")
-    return 0
-
-
-def _jax_env(env_id: str):
-    from ddpg_jax.envs import make, registered_envs
-
-    try:
-        return make(env_id)
-    except ValueError:
-        raise EnvSpecError(
-            f"unknown JAX environment id {env_id!r} for --backend jax; accepted: "
-            f"{' | '.join(registered_envs())} (or use --backend gymnasium for any gymnasium id)."
-        ) from None
-
-
-def _train_jax(plan: _RunPlan, say, signals: StopSignals, runlog, progress,
-               on_evaluation) -> int:
+def _train(plan: _RunPlan, say, signals: StopSignals, runlog, progress, on_evaluation) -> int:
     import jax
-    import numpy as np
 
-    from ddpg_jax.train.jax_run import run_chunks
+    from ddpg_jax.training import train
 
     config, num_seeds = plan.config, plan.num_seeds
-    env, env_params = _jax_env(plan.env_id)
-    if say is not None:
+    if say is not None and plan.backend == "jax":
         say(f"compiling {num_seeds} run(s) of {config.total_steps} steps on "
             f"{len(jax.devices())} {jax.devices()[0].platform} device(s)...")
-    start = plan.resume.step if plan.resume is not None else 0
-    result = run_chunks(config, env, env_params, num_seeds=num_seeds, env_id=plan.env_id,
-                        run_dir=plan.out, options=plan.options, resume_from=plan.resume,
-                        should_stop=signals, on_evaluation=on_evaluation,
-                        on_chunk=runlog.chunk, on_progress=progress.update, log=say)
+    result = train(config, plan.env_id, backend=plan.backend,
+                   num_seeds=num_seeds, log=say, on_evaluation=on_evaluation,
+                   on_chunk=runlog.chunk, on_progress=progress.update, should_stop=signals,
+                   run_dir=plan.out, options=plan.options, resume_from=plan.resume)
     progress.close()
     if result.interrupted:
         return _interrupted(plan, signals, result.env_steps, result.checkpoint)
-    evals = result.evaluations
-    final = np.asarray(evals[-1]["eval_returns"])  # [num_seeds, eval_episodes]
-    total_steps = result.env_steps
-    wall = result.wall_time_s
-    summary = {
-        "env_id": plan.env_id, "seed": config.seed, "num_seeds": num_seeds, "backend": "jax",
-        "preset": plan.preset, "total_steps": total_steps,
-        "final_eval_return_mean": float(np.mean(final)),
-        "final_eval_return_std": float(np.std(final)),
-        "final_eval_return_per_seed": [float(x) for x in np.mean(final, axis=1)],
-        "final_eval_return_std_across_seeds": float(np.std(np.mean(final, axis=1))),
-        "eval_episodes": config.eval_episodes,
-        "wall_time_s": wall, "compile_time_s": result.compile_time_s,
-        "run_time_s": result.run_time_s,
-        "steps_per_second": num_seeds * total_steps / wall,
-        "steps_per_second_excluding_compile":
-            num_seeds * (total_steps - start) / max(result.run_time_s, 1e-9),
-        "devices": [str(d) for d in jax.devices()],
-        "evaluations": [{"env_steps": r["env_steps"], "eval_return_mean": r["eval_return_mean"]}
-                        for r in evals],
-        "versions": versions(),
-    }
-    _write_json(plan.out / "summary.json", summary)
-    per_seed = ", ".join(f"{x:.1f}" for x in summary["final_eval_return_per_seed"])
-    print(f"{plan.env_id} {num_seeds} seed(s) from seed {config.seed}: final eval return "
-          f"{summary['final_eval_return_mean']:.1f} +- {summary['final_eval_return_std']:.1f} "
-          f"(per seed: {per_seed}); {num_seeds} x {total_steps} steps in {wall:.1f} s "
-          f"(compile {result.compile_time_s:.1f} s, {summary['steps_per_second']:.0f} steps/s); "
-          f"run saved in {plan.out}")
+    s = {**result.summary, "preset": plan.preset,
+         "evaluations": [{k: r[k] for k in ("env_steps", "eval_return_mean", "eval_return_std")}
+                         for r in result.evaluations],
+         "devices": [str(d) for d in jax.devices()], "versions": versions()}
+    _write_json(plan.out / "summary.json", s)
+    per_seed = ", ".join(f"{x:.1f}" for x in s["final_eval_return_per_seed"])
+    seeds = (f"{num_seeds} seed(s) from seed {config.seed}" if plan.backend == "jax"
+             else f"seed {config.seed}")
+    compile_text = (f"compile {s['compile_time_s']:.1f} s, " if plan.backend == "jax" else "")
+    print(f"{plan.env_id} {seeds}: final eval return {s['final_eval_return_mean']:.1f} "
+          f"+- {s['final_eval_return_std']:.1f} over {s['eval_episodes']} episodes"
+          f"{f' (per seed: {per_seed})' if num_seeds > 1 else ''}; {num_seeds} x "
+          f"{s['total_steps']} steps in {s['wall_time_s']:.1f} s ({compile_text}"
+          f"{s['steps_per_second']:.0f} steps/s); run saved in {plan.out}")
     return 0
 
 

@@ -1,12 +1,19 @@
-"""Run configuration: a frozen dataclass, its presets and its validation.
+"""Run configuration: every setting declared once, its presets and its validation.
 
-Fields fall in two groups. *Static* fields fix shapes and loop lengths
-(sizes, hidden layers, counts); changing one means compiling a new program.
-*Traced* fields (learning rates, gamma, tau, noise scale, weight decay) only
-enter the computation as numbers: they are copied into
-:class:`ddpg_jax.types.HParams` inside the :class:`~ddpg_jax.types.TrainState`,
-so a batch of states with different values can be run under ``jax.vmap``
-without any code change.
+Each field of :class:`DDPGConfig` is declared in one place with its default,
+its group (network, algorithm, exploration, loop, evaluation), a one-line
+description, the values it accepts and whether it is *traced*:
+
+* static fields fix shapes and loop lengths (sizes, hidden layers, counts);
+  changing one means compiling a new program;
+* traced fields (learning rates, gamma, tau, noise scales, weight decay, reward
+  scale) only enter the computation as numbers: they are copied into
+  :class:`ddpg_jax.types.HParams` inside the :class:`~ddpg_jax.types.TrainState`,
+  so a batch of states with different values runs under ``jax.vmap`` with no
+  code change.
+
+:data:`TRACED_FIELDS`, ``HParams``, the command-line flags and their help
+text are all derived from these declarations.
 """
 
 from __future__ import annotations
@@ -15,122 +22,135 @@ import dataclasses
 import difflib
 import json
 import math
-from typing import Any, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
 NOISE_KINDS = ("gaussian", "ou")
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "silu", "leaky_relu")
 WEIGHT_INITS = ("lecun_normal", "fan_in_uniform")
-
-#: Fields that are copied into ``TrainState.hparams`` and may differ across a vmapped batch.
-TRACED_FIELDS = (
-    "actor_lr",
-    "critic_lr",
-    "gamma",
-    "tau",
-    "noise_scale",
-    "critic_weight_decay",
-    "target_noise",
-    "target_noise_clip",
-    "reward_scale",
-)
+GROUPS = ("network", "algorithm", "exploration", "loop", "evaluation")
 
 
 class ConfigError(ValueError):
     """A configuration value is missing, of the wrong type or out of range."""
 
 
+def _finite(x: float) -> bool:
+    return math.isfinite(x)
+
+
+# Range checks: (predicate, accepted values in words).
+_POSITIVE_INT = (lambda v: v > 0, "an integer > 0")
+_NONNEG_INT = (lambda v: v >= 0, "an integer >= 0")
+_POSITIVE = (lambda v: v > 0 and _finite(v), "a finite number > 0")
+_NONNEG = (lambda v: v >= 0 and _finite(v), "a finite number >= 0")
+
+
+def _choice(options: tuple[str, ...]) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v in options, " | ".join(options))
+
+
+def setting(default: Any, group: str, doc: str, check: tuple[Callable[[Any], bool], str],
+            *, traced: bool = False) -> Any:
+    """Declares one config field: default, group, description, accepted values, traced or not."""
+    assert group in GROUPS, group
+    return dataclasses.field(default=default, metadata={
+        "group": group, "doc": doc, "check": check[0], "accepted": check[1], "traced": traced})
+
+
 @dataclasses.dataclass(frozen=True)
 class DDPGConfig:
-    """All settings of a DDPG run.
+    """All settings of a DDPG/TD3 run (see :func:`describe` for each field's meaning).
 
     The defaults are a modern DDPG (Adam 1e-3, 256x256 ReLU networks, batch
     256, tau 0.005, Gaussian exploration 0.1) that solves Pendulum-v1 within
-    20k steps. :func:`preset` ``"paper"`` gives Lillicrap et al. (2015)'s
-    low-dimensional settings.
-
-    Attributes:
-      total_steps: environment steps in the whole run, summed over parallel envs
-        (warm-up included).
-      seed: seed of the run's PRNG key and of the environments.
-      num_envs: parallel environments stepped together.
-      buffer_size: replay capacity in transitions.
-      batch_size: transitions per gradient step.
-      warmup_steps: environment steps taken with uniform random actions before
-        learning starts (must be at least ``batch_size``).
-      updates_per_step: gradient steps per environment step.
-      gamma: discount factor in [0, 1).
-      tau: Polyak rate of the target networks in (0, 1].
-      actor_lr: Adam learning rate of the actor.
-      critic_lr: Adam learning rate of the critic.
-      critic_weight_decay: L2 penalty coefficient on the critic's parameters
-        (the paper's 1e-2), added to the gradient before Adam.
-      max_grad_norm: global-norm gradient clipping; 0 disables it.
-      hidden_sizes: hidden layer widths, shared by actor and critic.
-      activation: hidden activation, one of ``ACTIVATIONS``.
-      final_layer_init: if > 0, last-layer weights and biases are drawn from
-        U(-final_layer_init, final_layer_init) (the paper uses 3e-3); 0 keeps
-        ``weight_init`` for the last layer too.
-      weight_init: initialisation of the layers' weights and biases, one of
-        ``WEIGHT_INITS``: ``"lecun_normal"`` (flax's default: lecun-normal
-        weights, zero biases) or ``"fan_in_uniform"`` (weights and biases from
-        U(-1/sqrt(fan_in), 1/sqrt(fan_in)): Lillicrap et al.'s hidden layers and
-        PyTorch's ``nn.Linear`` default, which the TD3 authors' code uses).
-      critic_action_layer: the hidden layer whose input receives the action
-        (0: concatenated with the observation, as in the TD3 paper; 1: the
-        second hidden layer, as in Lillicrap et al.).
-      num_critics: critics trained on the same target; the target takes the
-        minimum over them (1 is DDPG, 2 is TD3's clipped double Q).
-      policy_delay: critic updates per actor and target update (1 is DDPG, 2 is TD3).
-      target_noise: standard deviation of the Gaussian noise added to the target
-        action, in units of the action half-range (TD3's target policy
-        smoothing, 0.2 in the paper; 0 disables it).
-      target_noise_clip: the target noise is clipped to +- this many half-ranges
-        (0.5 in TD3).
-      obs_norm: normalise observations with running statistics kept in the
-        train state (frozen during evaluation and within each update).
-      reward_scale: rewards are multiplied by this in the critic target.
-      noise: exploration noise, ``"gaussian"`` or ``"ou"`` (Ornstein-Uhlenbeck).
-      noise_scale: standard deviation of the Gaussian noise, or sigma of the OU
-        process, in units of the action half-range ``(high - low) / 2``.
-      ou_theta: OU mean-reversion rate.
-      ou_dt: OU time step.
-      eval_every: environment steps between deterministic evaluations
-        (0: evaluate only at the end).
-      eval_episodes: episodes per evaluation.
+    20k steps. :func:`preset` gives Lillicrap et al. (2015)'s ``"paper"``
+    settings, Fujimoto et al. (2018)'s ``"ourddpg"`` and ``"td3"``.
+    Settings are grouped by concern (``config.network``, ``config.algorithm``,
+    ``config.exploration``, ``config.loop``, ``config.evaluation``) so that a
+    module can take only the group it reads.
     """
 
-    total_steps: int = 20_000
-    seed: int = 0
-    num_envs: int = 1
-    buffer_size: int = 1_000_000
-    batch_size: int = 256
-    warmup_steps: int = 1_000
-    updates_per_step: int = 1
-    gamma: float = 0.99
-    tau: float = 0.005
-    actor_lr: float = 1e-3
-    critic_lr: float = 1e-3
-    critic_weight_decay: float = 0.0
-    max_grad_norm: float = 0.0
-    hidden_sizes: tuple[int, ...] = (256, 256)
-    activation: str = "relu"
-    final_layer_init: float = 0.0
-    weight_init: str = "lecun_normal"
-    critic_action_layer: int = 0
-    num_critics: int = 1
-    policy_delay: int = 1
-    target_noise: float = 0.0
-    target_noise_clip: float = 0.5
-    obs_norm: bool = False
-    reward_scale: float = 1.0
-    noise: str = "gaussian"
-    noise_scale: float = 0.1
-    ou_theta: float = 0.15
-    ou_dt: float = 1.0
-    eval_every: int = 5_000
-    eval_episodes: int = 10
+    # ---------------------------------------------------------------- loop
+    total_steps: int = setting(
+        20_000, "loop", "environment steps in the whole run, summed over parallel envs "
+        "(warm-up included)", _POSITIVE_INT)
+    seed: int = setting(0, "loop", "seed of the run's PRNG key and of the environments",
+                        _NONNEG_INT)
+    num_envs: int = setting(1, "loop", "parallel environments stepped together", _POSITIVE_INT)
+    # ---------------------------------------------------------------- algorithm
+    buffer_size: int = setting(1_000_000, "algorithm", "replay capacity in transitions",
+                               _POSITIVE_INT)
+    batch_size: int = setting(256, "algorithm", "transitions per gradient step", _POSITIVE_INT)
+    updates_per_step: int = setting(1, "algorithm", "gradient steps per environment step",
+                                    _POSITIVE_INT)
+    gamma: float = setting(0.99, "algorithm", "discount factor",
+                           (lambda v: 0.0 <= v < 1.0, "a number in [0, 1)"), traced=True)
+    tau: float = setting(0.005, "algorithm", "Polyak rate of the target networks",
+                         (lambda v: 0.0 < v <= 1.0, "a number in (0, 1]"), traced=True)
+    actor_lr: float = setting(1e-3, "algorithm", "Adam learning rate of the actor", _POSITIVE,
+                              traced=True)
+    critic_lr: float = setting(1e-3, "algorithm", "Adam learning rate of the critic", _POSITIVE,
+                               traced=True)
+    critic_weight_decay: float = setting(
+        0.0, "algorithm", "L2 penalty on the critic's parameters, added to the gradient before "
+        "Adam (coupled, as the paper's 1e-2)", _NONNEG, traced=True)
+    max_grad_norm: float = setting(0.0, "algorithm",
+                                   "global-norm gradient clipping (0: none)", _NONNEG)
+    # ---------------------------------------------------------------- network
+    hidden_sizes: tuple[int, ...] = setting(
+        (256, 256), "network", "hidden layer widths, shared by actor and critic",
+        (lambda v: len(v) > 0 and all(h > 0 for h in v), "one or more integers > 0, e.g. 256,256"))
+    activation: str = setting("relu", "network", "hidden activation", _choice(ACTIVATIONS))
+    final_layer_init: float = setting(
+        0.0, "network", "if > 0, last-layer weights and biases from U(-x, x) (the paper's 3e-3); "
+        "0 keeps weight_init for the last layer", _NONNEG)
+    weight_init: str = setting(
+        "lecun_normal", "network", "initialisation of weights and biases: lecun_normal (flax's "
+        "default, zero biases) or fan_in_uniform (U(-1/sqrt(fan_in), 1/sqrt(fan_in)): Lillicrap "
+        "et al.'s hidden layers and PyTorch's nn.Linear)", _choice(WEIGHT_INITS))
+    critic_action_layer: int = setting(
+        0, "network", "hidden layer whose input receives the action (0: with the observation, "
+        "as TD3; 1: the second layer, as Lillicrap et al.)",
+        (lambda v: v >= 0, "a hidden layer index >= 0"))
+    num_critics: int = setting(
+        1, "network", "critics trained on the same target, which takes their minimum (1: DDPG, "
+        "2: TD3's clipped double Q)", _POSITIVE_INT)
+    # ---------------------------------------------------------------- algorithm (TD3)
+    policy_delay: int = setting(
+        1, "algorithm", "critic updates per actor and target update (1: DDPG, 2: TD3)",
+        _POSITIVE_INT)
+    target_noise: float = setting(
+        0.0, "algorithm", "std of the Gaussian noise on the target action in action half-ranges "
+        "(TD3's target smoothing, 0.2; 0: none)", _NONNEG, traced=True)
+    target_noise_clip: float = setting(
+        0.5, "algorithm", "the target noise is clipped to +- this many half-ranges (TD3: 0.5)",
+        _NONNEG, traced=True)
+    obs_norm: bool = setting(
+        False, "algorithm", "normalise observations with running statistics kept in the train "
+        "state (frozen during evaluation and within each update)",
+        (lambda v: True, "true | false"))
+    reward_scale: float = setting(1.0, "algorithm",
+                                  "rewards are multiplied by this in the critic target",
+                                  _POSITIVE, traced=True)
+    # ---------------------------------------------------------------- exploration
+    warmup_steps: int = setting(
+        1_000, "exploration", "environment steps with uniform random actions before learning "
+        "starts (at least batch_size)", _NONNEG_INT)
+    noise: str = setting("gaussian", "exploration",
+                         "exploration noise: gaussian or ou (Ornstein-Uhlenbeck)",
+                         _choice(NOISE_KINDS))
+    noise_scale: float = setting(
+        0.1, "exploration", "std of the Gaussian noise, or sigma of the OU process, in action "
+        "half-ranges (high - low) / 2", _NONNEG, traced=True)
+    ou_theta: float = setting(0.15, "exploration", "OU mean-reversion rate", _POSITIVE)
+    ou_dt: float = setting(1.0, "exploration", "OU time step", _POSITIVE)
+    # ---------------------------------------------------------------- evaluation
+    eval_every: int = setting(
+        5_000, "evaluation", "environment steps between deterministic evaluations, counted from "
+        "the start of the run, after the warm-up (0: only at the end)", _NONNEG_INT)
+    eval_episodes: int = setting(10, "evaluation", "episodes per evaluation", _POSITIVE_INT)
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> "DDPGConfig":
@@ -141,61 +161,39 @@ class DDPGConfig:
         """
         for f in dataclasses.fields(self):
             _check_type(f.name, getattr(self, f.name), _FIELD_TYPES[f.name])
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not f.metadata["check"](value):
+                raise ConfigError(f"{f.name} = {value!r} is out of range; accepted: "
+                                  f"{f.metadata['accepted']}.")
+        self._check_combinations()
+        return self
 
-        def need(ok: bool, name: str, accepted: str) -> None:
-            if not ok:
-                raise ConfigError(
-                    f"{name} = {getattr(self, name)!r} is out of range; accepted: {accepted}."
-                )
-
-        for name in ("total_steps", "num_envs", "buffer_size", "batch_size",
-                     "updates_per_step", "eval_episodes", "num_critics", "policy_delay"):
-            need(getattr(self, name) > 0, name, "an integer > 0")
-        need(self.seed >= 0, "seed", "an integer >= 0")
-        need(self.warmup_steps >= 0, "warmup_steps", "an integer >= 0")
-        need(self.eval_every >= 0, "eval_every", "an integer >= 0 (0: only at the end)")
-        need(0.0 <= self.gamma < 1.0, "gamma", "a number in [0, 1)")
-        need(0.0 < self.tau <= 1.0, "tau", "a number in (0, 1]")
-        for name in ("actor_lr", "critic_lr"):
-            need(0.0 < getattr(self, name) and math.isfinite(getattr(self, name)),
-                 name, "a finite number > 0")
-        for name in ("critic_weight_decay", "max_grad_norm", "final_layer_init",
-                     "noise_scale", "target_noise", "target_noise_clip"):
-            need(getattr(self, name) >= 0.0 and math.isfinite(getattr(self, name)),
-                 name, "a finite number >= 0")
-        need(self.reward_scale > 0.0 and math.isfinite(self.reward_scale), "reward_scale",
-             "a finite number > 0")
-        need(0.0 < self.ou_theta and math.isfinite(self.ou_theta), "ou_theta", "a finite number > 0")
-        need(0.0 < self.ou_dt and math.isfinite(self.ou_dt), "ou_dt", "a finite number > 0")
+    def _check_combinations(self) -> None:
         if self.ou_theta * self.ou_dt > 1.0:
             raise ConfigError(
                 f"ou_theta * ou_dt = {self.ou_theta} * {self.ou_dt} > 1 makes the OU process "
-                "overshoot its mean; accepted: ou_theta * ou_dt <= 1."
-            )
-        need(len(self.hidden_sizes) > 0 and all(h > 0 for h in self.hidden_sizes),
-             "hidden_sizes", "one or more integers > 0, e.g. 256,256")
-        need(self.activation in ACTIVATIONS, "activation", " | ".join(ACTIVATIONS))
-        need(self.weight_init in WEIGHT_INITS, "weight_init", " | ".join(WEIGHT_INITS))
-        need(0 <= self.critic_action_layer < len(self.hidden_sizes), "critic_action_layer",
-             f"an integer in [0, {len(self.hidden_sizes) - 1}] (a hidden layer index)")
-        need(self.noise in NOISE_KINDS, "noise", " | ".join(NOISE_KINDS))
+                "overshoot its mean; accepted: ou_theta * ou_dt <= 1.")
+        if self.critic_action_layer >= len(self.hidden_sizes):
+            raise ConfigError(
+                f"critic_action_layer = {self.critic_action_layer!r} is out of range; accepted: "
+                f"an integer in [0, {len(self.hidden_sizes) - 1}] (a hidden layer index).")
         if self.batch_size > self.buffer_size:
-            raise ConfigError(
-                f"batch_size {self.batch_size} > buffer_size {self.buffer_size}; "
-                "accepted: batch_size <= buffer_size."
-            )
+            raise ConfigError(f"batch_size {self.batch_size} > buffer_size {self.buffer_size}; "
+                              "accepted: batch_size <= buffer_size.")
         if self.warmup_steps >= self.total_steps:
-            raise ConfigError(
-                f"warmup_steps {self.warmup_steps} >= total_steps {self.total_steps}; "
-                "accepted: warmup_steps < total_steps."
-            )
+            raise ConfigError(f"warmup_steps {self.warmup_steps} >= total_steps "
+                              f"{self.total_steps}; accepted: warmup_steps < total_steps.")
         if max(self.warmup_steps, self.num_envs) < self.batch_size:
             raise ConfigError(
                 f"warmup_steps {self.warmup_steps} < batch_size {self.batch_size}: the first "
                 "update would sample from fewer transitions than a batch; accepted: "
-                "warmup_steps >= batch_size."
-            )
-        return self
+                "warmup_steps >= batch_size.")
+        if self.vector_steps <= self.warmup_vector_steps:
+            raise ConfigError(
+                f"warmup_steps {self.warmup_steps} leaves no learning steps in total_steps "
+                f"{self.total_steps} with num_envs {self.num_envs}; accepted: warmup_steps < "
+                "total_steps - num_envs.")
 
     # ------------------------------------------------------------ conversions
     def replace(self, **changes: Any) -> "DDPGConfig":
@@ -219,6 +217,19 @@ class DDPGConfig:
             d["hidden_sizes"] = tuple(d["hidden_sizes"])
         return cls(**d)
 
+    # ------------------------------------------------------------ groups
+    def group(self, name: str) -> "Settings":
+        """The fields of one group (``network``, ``algorithm``, ...) as a read-only record."""
+        if name not in GROUPS:
+            raise ConfigError(f"unknown settings group {name!r}; accepted: {' | '.join(GROUPS)}.")
+        return Settings(name, {n: getattr(self, n) for n in FIELDS_BY_GROUP[name]})
+
+    network = property(lambda self: self.group("network"))
+    algorithm = property(lambda self: self.group("algorithm"))
+    exploration = property(lambda self: self.group("exploration"))
+    loop = property(lambda self: self.group("loop"))
+    evaluation = property(lambda self: self.group("evaluation"))
+
     @property
     def vector_steps(self) -> int:
         """Steps of the vector env (each advances ``num_envs`` environments)."""
@@ -229,12 +240,56 @@ class DDPGConfig:
         return -(-self.warmup_steps // self.num_envs)
 
 
+class Settings(Mapping[str, Any]):
+    """A read-only view of one group of a config: ``settings.hidden_sizes``, ``dict(settings)``."""
+
+    def __init__(self, group: str, values: dict[str, Any]):
+        object.__setattr__(self, "_group", group)
+        object.__setattr__(self, "_values", dict(values))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"the {self._group} settings have no field {name!r}; they "
+                                 f"hold {', '.join(self._values)}.") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("settings are read-only; use DDPGConfig.replace")
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self._values.items())
+        return f"Settings[{self._group}]({inner})"
+
+
+_FIELDS = dataclasses.fields(DDPGConfig)
 _FIELD_TYPES: dict[str, type] = {
     f.name: {"int": int, "float": float, "str": str, "bool": bool,
              "tuple[int, ...]": tuple}[f.type]
-    for f in dataclasses.fields(DDPGConfig)
+    for f in _FIELDS
 }
 FIELD_NAMES = tuple(_FIELD_TYPES)
+#: Fields that are copied into ``TrainState.hparams`` and may differ across a vmapped batch.
+TRACED_FIELDS = tuple(f.name for f in _FIELDS if f.metadata["traced"])
+FIELDS_BY_GROUP: dict[str, tuple[str, ...]] = {
+    g: tuple(f.name for f in _FIELDS if f.metadata["group"] == g) for g in GROUPS}
+
+
+def describe(name: str) -> dict[str, Any]:
+    """One field's declaration: ``group``, ``doc``, ``default``, ``accepted``, ``traced``."""
+    _check_names({name: None})
+    f = next(f for f in _FIELDS if f.name == name)
+    return {"group": f.metadata["group"], "doc": f.metadata["doc"], "default": f.default,
+            "accepted": f.metadata["accepted"], "traced": f.metadata["traced"]}
 
 
 def _check_names(d: Mapping[str, Any]) -> None:

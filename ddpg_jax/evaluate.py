@@ -19,13 +19,14 @@ import gymnasium as gym
 import jax
 import numpy as np
 
-from ddpg_jax import update as update_lib
 from ddpg_jax.checkpoint import (Checkpoint, CheckpointError, best, checkpoint_dir, load_flat,
                                  open_checkpoint, resolve, select, unflatten)
-from ddpg_jax.config import ConfigError, DDPGConfig
+from ddpg_jax.config import DDPGConfig
+from ddpg_jax.drivers.host import EVAL_SEED_OFFSET, evaluate_policy
 from ddpg_jax.envcheck import check_env, env_factory
-from ddpg_jax.networks import Networks, make_networks
-from ddpg_jax.train.gym_loop import EVAL_SEED_OFFSET, evaluate_policy
+from ddpg_jax.learner import Learner, make_learner
+from ddpg_jax.networks import Networks
+from ddpg_jax.resume import checkpoint_config
 
 VIDEO_HINT = "pip install 'ddpg-jax[video]'"
 
@@ -39,28 +40,25 @@ class Policy:
       env_id: the env it was trained on.
       config: the run's config.
       train_states: one train state per seed (one for a gymnasium-backend run).
-      networks: the pure network functions.
+      learner: the learner the policy belongs to (its ``policy`` normalises
+        observations with the saved statistics, then applies the actor).
     """
 
     checkpoint: Checkpoint
     env_id: str
     config: DDPGConfig
     train_states: list[Any]
-    networks: Networks
+    learner: Learner
+
+    @property
+    def networks(self) -> Networks:
+        return self.learner.networks
 
     def act_fn(self, index: int = 0) -> Callable[[np.ndarray], np.ndarray]:
         """The deterministic action of seed ``index`` for a batch of observations."""
         ts = self.train_states[index]
-        normalize = getattr(update_lib, "normalize_obs", None)
-        config, apply = self.config, self.networks.actor_apply
-
-        @jax.jit
-        def act(obs):
-            if normalize is not None:
-                obs = normalize(ts, obs, config)
-            return apply(ts.actor_params, obs)
-
-        return lambda obs: np.asarray(act(np.asarray(obs, np.float32)))
+        act = jax.jit(self.learner.policy)
+        return lambda obs: np.asarray(act(ts, np.asarray(obs, np.float32)))
 
 
 def find_checkpoint(path: str | os.PathLike, which: str = "latest") -> Path:
@@ -94,28 +92,23 @@ def load_policy(path: str | os.PathLike, env_id: str | None = None,
     """
     checkpoint = open_checkpoint(find_checkpoint(path, which))
     meta = checkpoint.meta
-    try:
-        config = DDPGConfig.from_dict(meta["config"])
-    except (KeyError, TypeError, ConfigError) as e:
-        raise CheckpointError(f"checkpoint {checkpoint.path} has an unreadable config "
-                              f"({e}).") from None
+    config = checkpoint_config(checkpoint)
     env_id = env_id or meta.get("env_id")
     spec = check_env(env_factory(env_id), repr(env_id))
-    networks = make_networks(config, spec.obs_dim, spec.action_low, spec.action_high)
-    template = jax.eval_shape(
-        lambda k: update_lib.init_train_state(k, networks, config), jax.random.PRNGKey(0))
+    learner = make_learner(config, spec.obs_dim, spec.action_low, spec.action_high)
+    template = jax.eval_shape(learner.gradient_step.init, jax.random.PRNGKey(0))
     flat = load_flat(checkpoint, "state")
     if meta.get("backend") == "jax":
         seeds = int(meta.get("num_seeds", 1))
         template = jax.tree.map(
             lambda t: jax.ShapeDtypeStruct((seeds,) + tuple(t.shape), t.dtype), template)
-        batched = unflatten(select(flat, "train_state"), template,
+        batched = unflatten(select(flat, "agent/train_state"), template,
                             what=f"checkpoint {checkpoint.path} (train state)")
         states = [jax.tree.map(lambda x: x[i], batched) for i in range(seeds)]
     else:
-        states = [unflatten(select(flat, "carry/train_state"), template,
+        states = [unflatten(select(flat, "carry/agent/train_state"), template,
                             what=f"checkpoint {checkpoint.path} (train state)")]
-    return Policy(checkpoint, env_id, config, states, networks)
+    return Policy(checkpoint, env_id, config, states, learner)
 
 
 def _episodes_recorded(act: Callable[[np.ndarray], np.ndarray], env_id: str, episodes: int,
@@ -123,7 +116,7 @@ def _episodes_recorded(act: Callable[[np.ndarray], np.ndarray], env_id: str, epi
     """Runs episodes one by one in a single env wrapped in ``RecordVideo``.
 
     Episode ``i`` is reset with seed ``seed + i``, as sub-env ``i`` of
-    :func:`~ddpg_jax.train.gym_loop.evaluate_policy`, so the returns match.
+    :func:`~ddpg_jax.drivers.host.evaluate_policy`, so the returns match.
     """
     env = gym.wrappers.RecordVideo(gym.make(env_id, render_mode="rgb_array"), str(video_dir),
                                    episode_trigger=lambda _: True, name_prefix=prefix,

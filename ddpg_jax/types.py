@@ -7,6 +7,8 @@ from typing import Any, Callable, NamedTuple, Protocol
 import flax.struct
 import jax
 
+from ddpg_jax.config import TRACED_FIELDS
+
 Array = jax.Array
 Params = Any  # a flax parameter pytree
 PRNGKey = jax.Array
@@ -27,31 +29,23 @@ class Transition(NamedTuple):
     next_obs: Array  # [..., obs_dim] float32
 
 
-class HParams(NamedTuple):
-    """The traced hyperparameters of a run (see ``config.TRACED_FIELDS``).
+#: The traced hyperparameters of a run, one float32 field per name in
+#: ``config.TRACED_FIELDS`` (declared there, once); each is a scalar, or has a
+#: leading batch axis when a sweep vmaps over states.
+HParams = NamedTuple("HParams", [(name, Array) for name in TRACED_FIELDS])
 
-    Each field is a float32 scalar, or has a leading batch axis when a sweep
-    vmaps over states.
-    """
-
-    actor_lr: Array
-    critic_lr: Array
-    gamma: Array
-    tau: Array
-    noise_scale: Array
-    critic_weight_decay: Array
-    target_noise: Array
-    target_noise_clip: Array
-    reward_scale: Array
+#: Names of the metrics one gradient step reports (float32 scalars).
+METRIC_NAMES = ("critic_loss", "actor_loss", "q_mean", "target_mean",
+                "critic_grad_norm", "actor_grad_norm")
 
 
 @flax.struct.dataclass
 class TrainState:
     """Everything the update step changes, as one immutable pytree.
 
-    Optimizers are not stored here: the update step that owns them is built by
-    :func:`ddpg_jax.update.make_update`, which keeps this a plain class that
-    checkpoints, vmaps and shards like any pytree.
+    Optimizers are not stored here: the gradient step that owns them is built
+    by :func:`ddpg_jax.update.make_gradient_step`, which keeps this a plain
+    class that checkpoints, vmaps and shards like any pytree.
     """
 
     actor_params: Params  # actor network parameters

@@ -1,8 +1,16 @@
-"""The DDPG update step over an immutable :class:`~ddpg_jax.types.TrainState`."""
+"""The DDPG/TD3 gradient step over an immutable :class:`~ddpg_jax.types.TrainState`.
+
+:func:`make_gradient_step` returns ``init`` and ``update`` side by side, in
+the style of an optax transformation, so the optimizer chains they use are
+built once and cannot disagree. Learning rates and the critic's weight decay
+are traced values read from ``state.hparams`` at every step, which is what
+lets ``jax.vmap`` over a batch of states train different settings.
+"""
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+import functools
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -13,75 +21,252 @@ from ddpg_jax.config import TRACED_FIELDS, DDPGConfig
 from ddpg_jax.networks import Networks
 from ddpg_jax.types import Array, HParams, Metrics, Params, PRNGKey, TrainState, Transition
 
+def make_optimizer(max_grad_norm: float, coupled_weight_decay: bool = False
+                   ) -> Callable[..., optax.GradientTransformation]:
+    """The optax chain of one network, as a function of its traced rates.
 
-class Optimizers(NamedTuple):
-    """Learning-rate-free optax transformations; the rates live in ``TrainState.hparams``."""
-
-    actor: optax.GradientTransformation
-    critic: optax.GradientTransformation
-
-
-def make_optimizers(config: DDPGConfig) -> Optimizers:
-    """Adam (with optional global-norm clipping) for each network.
-
-    The learning rate is applied in :func:`make_update` from the traced
-    ``hparams`` so that a vmapped batch of states can carry different rates.
+    ``optimizer(lr)`` (or ``optimizer(lr, weight_decay)`` when
+    ``coupled_weight_decay``) returns: the L2 term ``weight_decay * params``
+    added to the gradient (the paper's critic weight decay, coupled: it goes
+    through Adam), global-norm clipping when ``max_grad_norm > 0``, Adam, and
+    the step ``-lr * update``. Rates may be traced arrays; the chain's state
+    does not depend on their values, so one ``init`` serves every rate.
     """
 
-    def base() -> optax.GradientTransformation:
-        parts = []
-        if config.max_grad_norm > 0:
-            parts.append(optax.clip_by_global_norm(config.max_grad_norm))
-        parts.append(optax.scale_by_adam())
+    def optimizer(lr: Any, weight_decay: Any = None) -> optax.GradientTransformation:
+        if (weight_decay is not None) != coupled_weight_decay:
+            raise ValueError("pass weight_decay exactly when the optimizer was made with "
+                             "coupled_weight_decay=True")
+        parts = [optax.add_decayed_weights(weight_decay)] if coupled_weight_decay else []
+        if max_grad_norm > 0:
+            parts.append(optax.clip_by_global_norm(max_grad_norm))
+        parts += [optax.scale_by_adam(), optax.scale_by_learning_rate(lr)]
         return optax.chain(*parts)
 
-    return Optimizers(base(), base())
+    return optimizer
 
 
 def hparams_from_config(config: DDPGConfig) -> HParams:
-    return HParams(**{name: jnp.asarray(getattr(config, name), jnp.float32) for name in TRACED_FIELDS})
+    """The config's traced settings as float32 scalars."""
+    return HParams(**{name: jnp.asarray(getattr(config, name), jnp.float32)
+                      for name in TRACED_FIELDS})
 
 
-def init_train_state(
-    key: PRNGKey,
-    networks: Networks,
-    config: DDPGConfig,
-    hparams: HParams | None = None,
-) -> TrainState:
-    """Initialises parameters, targets (exact copies) and optimizer states.
+class GradientStep(NamedTuple):
+    """``init`` and ``update`` of one DDPG/TD3 learner, built together.
 
-    Args:
-      key: PRNG key for the parameter initialisation.
-      networks: from :func:`ddpg_jax.networks.make_networks`.
-      config: supplies the optimizer settings and, unless ``hparams`` is
-        given, the traced hyperparameters.
-      hparams: overrides the config's traced hyperparameters (e.g. arrays
-        taken from a sweep).
+    Attributes:
+      init: ``(key, hparams=None) -> TrainState``: parameters, targets (exact
+        copies) and optimizer states; ``hparams`` defaults to the config's.
+      update: ``(state, batch) -> (state, metrics)``: one gradient step (see
+        :func:`make_gradient_step`).
     """
+
+    init: Callable[..., TrainState]
+    update: Callable[[TrainState, Transition], tuple[TrainState, Metrics]]
+
+
+def _select(pred: Array, on_true: Any, on_false: Any) -> Any:
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+class _Step(NamedTuple):
+    """What the gradient step closes over: fixed once :func:`make_gradient_step` is called."""
+
+    config: DDPGConfig
+    networks: Networks
+    actor_opt: Callable[..., optax.GradientTransformation]
+    critic_opt: Callable[..., optax.GradientTransformation]
+    axis_name: str | None
+    branch_on_delay: bool
+
+    def reduce(self, tree: Any) -> Any:
+        return tree if self.axis_name is None else jax.lax.pmean(tree, self.axis_name)
+
+    @property
+    def bounds(self) -> tuple[Array, Array, Array]:
+        low = jnp.asarray(self.networks.action_low)
+        high = jnp.asarray(self.networks.action_high)
+        return low, high, (high - low) / 2.0
+
+
+def _init(s: _Step, key: PRNGKey, hparams: HParams | None = None) -> TrainState:
     actor_key, critic_key, update_key = jax.random.split(key, 3)
-    actor_params = networks.actor_init(actor_key)
-    critic_params = networks.critic_init(critic_key)
-    opt = make_optimizers(config)
+    actor_params = s.networks.actor_init(actor_key)
+    critic_params = s.networks.critic_init(critic_key)
+    hp = hparams_from_config(s.config) if hparams is None else hparams
     return TrainState(
         actor_params=actor_params,
         critic_params=critic_params,
         target_actor_params=jax.tree.map(jnp.copy, actor_params),
         target_critic_params=jax.tree.map(jnp.copy, critic_params),
-        actor_opt_state=opt.actor.init(actor_params),
-        critic_opt_state=opt.critic.init(critic_params),
-        hparams=hparams_from_config(config) if hparams is None else hparams,
-        obs_stats=normalization.init(networks.obs_dim),
+        actor_opt_state=s.actor_opt(hp.actor_lr).init(actor_params),
+        critic_opt_state=s.critic_opt(hp.critic_lr, hp.critic_weight_decay).init(critic_params),
+        hparams=hp,
+        obs_stats=normalization.init(s.networks.obs_dim),
         rng=update_key,
         step=jnp.zeros((), jnp.int32),
         actor_step=jnp.zeros((), jnp.int32),
     )
 
 
-def _descend(
-    tx: optax.GradientTransformation, grads: Params, opt_state, params: Params, lr: Array
-) -> tuple[Params, object]:
+def _descend(tx: optax.GradientTransformation, grads: Params, opt_state: Any,
+             params: Params) -> tuple[Params, Any]:
     updates, opt_state = tx.update(grads, opt_state, params)
-    return jax.tree.map(lambda p, u: p - lr * u, params, updates), opt_state
+    return optax.apply_updates(params, updates), opt_state
+
+
+def _critic_half(s: _Step, state: TrainState, batch: Transition, noise_key: PRNGKey):
+    """Critic regression onto the (smoothed, minimum-over-critics) TD target."""
+    hp, (low, high, half_range) = state.hparams, s.bounds
+    nets = s.networks
+    smoothing = losses.smoothing_noise(noise_key, batch.action.shape, hp.target_noise,
+                                       hp.target_noise_clip, half_range)
+    target = losses.td_target(state.target_actor_params, state.target_critic_params, batch,
+                              hp.gamma, nets.actor_apply, nets.critic_apply, smoothing, low, high)
+    (loss, aux), grads = jax.value_and_grad(losses.critic_loss, has_aux=True)(
+        state.critic_params, batch, target, nets.critic_apply)
+    grads = s.reduce(grads)
+    params, opt_state = _descend(s.critic_opt(hp.critic_lr, hp.critic_weight_decay), grads,
+                                 state.critic_opt_state, state.critic_params)
+    metrics = {"critic_loss": loss, "q_mean": aux["q_mean"], "target_mean": aux["target_mean"],
+               "critic_grad_norm": optax.tree_utils.tree_norm(grads)}
+    return params, opt_state, metrics
+
+
+def _actor_half(s: _Step, state: TrainState, critic_params: Params, obs: Array):
+    """Actor step on the updated critic, then both targets; returns the moved pieces."""
+    hp, nets = state.hparams, s.networks
+    (loss, _), grads = jax.value_and_grad(losses.actor_loss, has_aux=True)(
+        state.actor_params, critic_params, obs, nets.actor_apply, nets.critic_apply)
+    grads = s.reduce(grads)
+    actor_params, actor_opt_state = _descend(s.actor_opt(hp.actor_lr), grads,
+                                             state.actor_opt_state, state.actor_params)
+    moved = (actor_params, actor_opt_state,
+             optax.incremental_update(actor_params, state.target_actor_params, hp.tau),
+             optax.incremental_update(critic_params, state.target_critic_params, hp.tau))
+    return moved, loss, optax.tree_utils.tree_norm(grads)
+
+
+def _actor_kept(s: _Step, state: TrainState, critic_params: Params, obs: Array):
+    kept = (state.actor_params, state.actor_opt_state, state.target_actor_params,
+            state.target_critic_params)
+    return kept, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32)
+
+
+def _actor_delayed(s: _Step, state: TrainState, critic_params: Params, obs: Array,
+                   act_now: Array):
+    """TD3's delay: the actor's half on every ``policy_delay``-th step, else the old pieces."""
+    if s.branch_on_delay:
+        return jax.lax.cond(act_now, functools.partial(_actor_half, s),
+                            functools.partial(_actor_kept, s), state, critic_params, obs)
+    # A select, not a cond: under vmap a cond runs both branches anyway.
+    moved, loss, norm = _actor_half(s, state, critic_params, obs)
+    kept, zero, _ = _actor_kept(s, state, critic_params, obs)
+    return (_select(act_now, moved, kept), jnp.where(act_now, loss, zero),
+            jnp.where(act_now, norm, zero))
+
+
+def _update(s: _Step, state: TrainState, batch: Transition) -> tuple[TrainState, Metrics]:
+    rng, noise_key = jax.random.split(state.rng)
+    batch = batch._replace(
+        obs=normalize_obs(state, batch.obs, s.config),
+        next_obs=normalize_obs(state, batch.next_obs, s.config),
+        reward=batch.reward * state.hparams.reward_scale,
+    )
+    critic_params, critic_opt_state, metrics = _critic_half(s, state, batch, noise_key)
+    if s.config.policy_delay > 1:
+        act_now = (state.step + 1) % s.config.policy_delay == 0
+        moved, a_loss, a_norm = _actor_delayed(s, state, critic_params, batch.obs, act_now)
+    else:
+        act_now = jnp.asarray(True)
+        moved, a_loss, a_norm = _actor_half(s, state, critic_params, batch.obs)
+    actor_params, actor_opt_state, target_actor, target_critic = moved
+    new_state = state.replace(
+        actor_params=actor_params, critic_params=critic_params,
+        target_actor_params=target_actor, target_critic_params=target_critic,
+        actor_opt_state=actor_opt_state, critic_opt_state=critic_opt_state,
+        rng=rng, step=state.step + 1,
+        actor_step=state.actor_step + act_now.astype(jnp.int32),
+    )
+    metrics = s.reduce({**metrics, "actor_loss": a_loss, "actor_grad_norm": a_norm})
+    metrics["actor_updated"] = act_now.astype(jnp.float32)
+    return new_state, metrics
+
+
+def make_gradient_step(
+    networks: Networks,
+    config: DDPGConfig,
+    axis_name: str | None = None,
+    *,
+    branch_on_delay: bool = False,
+) -> GradientStep:
+    """Builds the gradient step of ``config`` for ``networks``.
+
+    The step (Lillicrap et al. 2015, Algorithm 1): regress the critic onto
+    y = r + gamma (1 - terminated) Q'(s', mu'(s')); then move the actor along
+    the deterministic policy gradient of the *updated* critic; then
+    Polyak-average both targets with rate tau via ``optax.incremental_update``.
+
+    The TD3 options of Fujimoto et al. (2018) are settings of the same step:
+    ``num_critics`` critics with the minimum in the target, target policy
+    smoothing (``target_noise``, ``target_noise_clip``, in action half-ranges,
+    clipped to the env's bounds), and ``policy_delay``: the actor and the
+    targets move only on every ``policy_delay``-th critic update. With one
+    critic, no smoothing and delay 1 this is exactly the DDPG step.
+
+    Rewards enter the target multiplied by ``reward_scale``; with ``obs_norm``
+    both observations of the batch are normalised with the state's statistics.
+
+    Args:
+      networks: the pure network functions.
+      config: static settings (clipping, delay, obs_norm); traced values come
+        from ``state.hparams``.
+      axis_name: if given, gradients and metrics are averaged with
+        ``lax.pmean`` over this named axis (data-parallel training over
+        devices or a vmapped axis).
+      branch_on_delay: with ``policy_delay > 1``, skip the actor's gradient on
+        the steps where the actor does not move with ``lax.cond``. Right where
+        the step is not vmapped (the gymnasium driver); under ``vmap`` a cond
+        runs both branches, so the default computes the actor's half every
+        step and keeps it with a select.
+
+    Returns:
+      A :class:`GradientStep`. ``update``'s metrics are float32 scalars
+      ``critic_loss``, ``q_mean``, ``target_mean``, ``critic_grad_norm``
+      (of the loss gradient), ``actor_loss`` and ``actor_grad_norm`` (0 on the
+      steps where the actor does not move) and ``actor_updated`` (1 or 0).
+    """
+    if branch_on_delay and axis_name is not None:
+        raise ValueError("branch_on_delay is for unbatched steps; with an axis_name the step is "
+                         "batched, where a cond runs both branches")
+    s = _Step(config, networks, make_optimizer(config.max_grad_norm),
+              make_optimizer(config.max_grad_norm, coupled_weight_decay=True), axis_name,
+              branch_on_delay)
+
+    def init(key: PRNGKey, hparams: HParams | None = None) -> TrainState:
+        return _init(s, key, hparams)
+
+    def update(state: TrainState, batch: Transition) -> tuple[TrainState, Metrics]:
+        return _update(s, state, batch)
+
+    return GradientStep(init, update)
+
+
+def init_train_state(key: PRNGKey, networks: Networks, config: DDPGConfig,
+                     hparams: HParams | None = None) -> TrainState:
+    """``make_gradient_step(networks, config).init(key, hparams)``: a fresh train state."""
+    return make_gradient_step(networks, config).init(key, hparams)
+
+
+def make_update(networks: Networks, config: DDPGConfig, axis_name: str | None = None
+                ) -> Callable[[TrainState, Transition], tuple[TrainState, Metrics]]:
+    """``make_gradient_step(networks, config, axis_name).update``: the pure gradient step.
+
+    It is not jitted, so it can be called inside a user's ``jit``, ``vmap``
+    or ``lax.scan``.
+    """
+    return make_gradient_step(networks, config, axis_name).update
 
 
 def normalize_obs(state: TrainState, obs: Array, config: DDPGConfig) -> Array:
@@ -89,134 +274,3 @@ def normalize_obs(state: TrainState, obs: Array, config: DDPGConfig) -> Array:
     if not config.obs_norm:
         return obs
     return normalization.normalize(state.obs_stats, obs)
-
-
-def observe(state: TrainState, obs: Array, config: DDPGConfig) -> TrainState:
-    """Folds newly collected observations into the running statistics (if ``obs_norm``)."""
-    if not config.obs_norm:
-        return state
-    return state.replace(obs_stats=normalization.update(state.obs_stats, obs))
-
-
-def _select(pred: Array, on_true, on_false):
-    # An elementwise select, not lax.cond: under vmap a cond runs both branches
-    # anyway, and a select keeps the step a single straight-line program.
-    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
-
-
-def make_update(
-    networks: Networks, config: DDPGConfig, axis_name: str | None = None
-) -> Callable[[TrainState, Transition], tuple[TrainState, Metrics]]:
-    """Builds ``update(state, batch) -> (state, metrics)``: one DDPG/TD3 gradient step.
-
-    The step (Lillicrap et al. 2015, Algorithm 1): regress the critic onto
-    y = r + gamma (1 - terminated) Q'(s', mu'(s')); then move the actor along
-    the deterministic policy gradient of the *updated* critic; then Polyak-average
-    both targets with rate tau via ``optax.incremental_update``.
-
-    The TD3 options of Fujimoto et al. (2018) are settings of the same step:
-    ``num_critics`` critics with the minimum in the target, target policy
-    smoothing (``target_noise``, ``target_noise_clip``, in action half-ranges,
-    clipped to the env's bounds), and ``policy_delay``: the actor and the
-    targets move only on every ``policy_delay``-th critic update. With one
-    critic, no smoothing and delay 1 this is exactly the DDPG step. With a
-    delay, the actor gradient is still computed every step and discarded
-    between actor updates (a select, so the step stays one program under vmap).
-
-    Rewards enter the target multiplied by ``reward_scale``; with ``obs_norm``
-    both observations of the batch are normalised with the state's statistics.
-
-    The returned function is pure and not jitted, so it can be called inside a
-    user's ``jit``, ``vmap`` or ``lax.scan``.
-
-    Args:
-      networks: the pure network functions.
-      config: optimizer settings (clipping); traced values come from ``state.hparams``.
-      axis_name: if given, gradients are averaged with ``lax.pmean`` over this
-        named axis (data-parallel training over devices or a vmapped axis).
-
-    Returns:
-      The update function. ``metrics`` holds float32 scalars ``critic_loss``,
-      ``actor_loss``, ``q_mean``, ``target_mean``, ``critic_grad_norm`` and
-      ``actor_grad_norm``.
-    """
-    opt = make_optimizers(config)
-    actor_apply, critic_apply = networks.actor_apply, networks.critic_apply
-    low = jnp.asarray(networks.action_low)
-    high = jnp.asarray(networks.action_high)
-    half_range = (high - low) / 2.0
-    delay = config.policy_delay
-
-    def reduce(tree):
-        return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
-
-    def update(state: TrainState, batch: Transition) -> tuple[TrainState, Metrics]:
-        hp = state.hparams
-        rng, noise_key = jax.random.split(state.rng)
-        batch = batch._replace(
-            obs=normalize_obs(state, batch.obs, config),
-            next_obs=normalize_obs(state, batch.next_obs, config),
-            reward=batch.reward * hp.reward_scale,
-        )
-        smoothing = losses.smoothing_noise(noise_key, batch.action.shape, hp.target_noise,
-                                           hp.target_noise_clip, half_range)
-        target = losses.td_target(
-            state.target_actor_params, state.target_critic_params, batch, hp.gamma,
-            actor_apply, critic_apply, smoothing, low, high,
-        )
-        (c_loss, c_aux), c_grads = jax.value_and_grad(losses.critic_loss, has_aux=True)(
-            state.critic_params, batch, target, critic_apply
-        )
-        c_grads = reduce(c_grads)
-        # Coupled L2 penalty (the paper's critic weight decay): d/dθ (wd/2 ||θ||²) = wd θ.
-        c_grads = jax.tree.map(lambda g, p: g + hp.critic_weight_decay * p, c_grads,
-                               state.critic_params)
-        critic_params, critic_opt_state = _descend(
-            opt.critic, c_grads, state.critic_opt_state, state.critic_params, hp.critic_lr
-        )
-
-        (a_loss, a_aux), a_grads = jax.value_and_grad(losses.actor_loss, has_aux=True)(
-            state.actor_params, critic_params, batch.obs, actor_apply, critic_apply
-        )
-        a_grads = reduce(a_grads)
-        actor_params, actor_opt_state = _descend(
-            opt.actor, a_grads, state.actor_opt_state, state.actor_params, hp.actor_lr
-        )
-
-        target_actor = optax.incremental_update(actor_params, state.target_actor_params, hp.tau)
-        target_critic = optax.incremental_update(critic_params, state.target_critic_params,
-                                                 hp.tau)
-        if delay > 1:
-            # TD3: the actor and both targets move on every delay-th critic update.
-            act_now = (state.step + 1) % delay == 0
-            actor_params, actor_opt_state, target_actor, target_critic = _select(
-                act_now,
-                (actor_params, actor_opt_state, target_actor, target_critic),
-                (state.actor_params, state.actor_opt_state, state.target_actor_params,
-                 state.target_critic_params),
-            )
-            actor_step = state.actor_step + act_now.astype(jnp.int32)
-        else:
-            actor_step = state.actor_step + 1
-        new_state = state.replace(
-            actor_params=actor_params,
-            critic_params=critic_params,
-            target_actor_params=target_actor,
-            target_critic_params=target_critic,
-            actor_opt_state=actor_opt_state,
-            critic_opt_state=critic_opt_state,
-            rng=rng,
-            step=state.step + 1,
-            actor_step=actor_step,
-        )
-        metrics = {
-            "critic_loss": c_loss,
-            "actor_loss": a_loss,
-            "q_mean": c_aux["q_mean"],
-            "target_mean": c_aux["target_mean"],
-            "critic_grad_norm": optax.tree_utils.tree_norm(c_grads),
-            "actor_grad_norm": optax.tree_utils.tree_norm(a_grads),
-        }
-        return new_state, reduce(metrics)
-
-    return update

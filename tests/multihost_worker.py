@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 
 from ddpg_jax import DDPGConfig  # noqa: E402
 from ddpg_jax.envs import make  # noqa: E402
-from ddpg_jax.train.multi import run_seeds  # noqa: E402
+from ddpg_jax.drivers.multi import run_seeds  # noqa: E402
 
 env, params = make("Pendulum-v1")
 config = DDPGConfig(total_steps=300, warmup_steps=100, batch_size=32, hidden_sizes=(16, 16),

@@ -241,7 +241,7 @@ def test_short_training_run(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     out_dir = tmp_path / "run"
     code, out, err = _run(capsys, [
-        "train", "--env", "Pendulum-v1", "--total-steps", "600", "--warmup-steps", "300",
+        "train", "--env", "Pendulum-v1", "--total-steps", "600", "--warmup-steps", "200",
         "--batch-size", "32", "--hidden-sizes", "32,32", "--eval-every", "300",
         "--eval-episodes", "2", "--buffer-size", "1000", "--out", str(out_dir), "--quiet",
     ])
@@ -252,7 +252,7 @@ def test_short_training_run(tmp_path, monkeypatch, capsys):
     config_file = json.loads((out_dir / "config.json").read_text())
     assert config_file["env_id"] == "Pendulum-v1"
     assert config_file["preset"] == "default"
-    asked = DDPGConfig(total_steps=600, warmup_steps=300, batch_size=32, hidden_sizes=(32, 32),
+    asked = DDPGConfig(total_steps=600, warmup_steps=200, batch_size=32, hidden_sizes=(32, 32),
                        eval_every=300, eval_episodes=2, buffer_size=1000)
     assert DDPGConfig.from_dict(config_file["config"]) == asked
 

@@ -1,12 +1,14 @@
 """The gymnasium host loop: episode boundaries, bounds, tracing, determinism, learning."""
 
+import chex
 import gymnasium as gym
 import jax
 import numpy as np
 import pytest
 
 from ddpg_jax import DDPGConfig
-from ddpg_jax.train import train
+from ddpg_jax import train
+from test_drivers import check_episode_ends
 
 SMALL = dict(hidden_sizes=(16, 16), batch_size=16, buffer_size=512, warmup_steps=40,
              eval_every=0, eval_episodes=2)
@@ -53,17 +55,9 @@ def test_episode_ends_are_stored_with_real_final_observation(terminate, num_envs
     result = train(config, counter_factory(terminate), log=None)
     data = jax.tree.map(np.asarray, result.buffer.data)
     n = int(result.buffer.size)
-    obs, next_obs, term = data.obs[:n], data.next_obs[:n], data.terminated[:n]
     assert n == min(config.total_steps, config.buffer_size)
-    # Every transition continues its own episode: the step counter goes up by
-    # one and the episode number never changes, also at episode ends.
-    np.testing.assert_array_equal(next_obs[:, 0], obs[:, 0] + 1)
-    np.testing.assert_array_equal(next_obs[:, 1], obs[:, 1])
-    last = next_obs[:, 0] == 3
-    assert last.sum() >= 10
-    # Termination cuts the bootstrap; truncation by the time limit does not.
-    np.testing.assert_array_equal(term[last], 1.0 if terminate else 0.0)
-    np.testing.assert_array_equal(term[~last], 0.0)
+    # The same checks as the JAX driver's (tests/test_drivers.py).
+    check_episode_ends(data.obs[:n], data.next_obs[:n], data.terminated[:n], terminate)
 
 
 class BoxedEnv(gym.Env):
@@ -105,10 +99,26 @@ def test_actions_respect_asymmetric_bounds():
     assert np.all(mu > 0.8 * BoxedEnv.high)
 
 
-def test_compiled_functions_trace_once():
+def trace_once_jit(monkeypatch) -> list:
+    """Makes every function of ddpg_jax that is jitted fail on a second trace; lists them."""
+    real_jit = jax.jit
+    jitted: list = []
+
+    def jit(fn, *args, **kwargs):
+        if getattr(fn, "__module__", "").startswith("ddpg_jax"):
+            jitted.append(fn.__name__)
+            fn = chex.assert_max_traces(fn, n=1)
+        return real_jit(fn, *args, **kwargs)
+
+    monkeypatch.setattr(jax, "jit", jit)
+    return jitted
+
+
+def test_compiled_functions_trace_once(monkeypatch):
+    jitted = trace_once_jit(monkeypatch)
     config = DDPGConfig(total_steps=300, num_envs=2, **{**SMALL, "eval_every": 100})
     result = train(config, "Pendulum-v1", log=None)
-    assert result.trace_counts == {"step": 1, "act": 1, "add": 1, "policy": 1}
+    assert sorted(jitted) == ["act", "add", "init", "policy", "step"]
     assert len(result.evaluations) == 3
     assert [r["env_steps"] for r in result.evaluations] == [100, 200, 300]
     assert int(result.train_state.step) == 300 - 40

@@ -15,8 +15,9 @@ import pytest
 from ddpg_jax import DDPGConfig
 from ddpg_jax.cli import main
 from ddpg_jax.envs import make
-from ddpg_jax.train.jax_loop import make_schedule, make_train
-from ddpg_jax.train.multi import (make_hparams, run_many, run_seeds, seed_keys, select_run,
+from ddpg_jax import make_train
+from ddpg_jax.drivers.schedule import make_schedule
+from ddpg_jax.drivers.multi import (make_hparams, run_many, run_seeds, seed_keys, select_run,
                                   sweep)
 
 TINY = DDPGConfig(total_steps=600, warmup_steps=200, batch_size=32, hidden_sizes=(16, 16),
@@ -151,8 +152,8 @@ SHARDED = textwrap.dedent("""
     import jax, numpy as np
     from ddpg_jax import DDPGConfig
     from ddpg_jax.envs import make
-    from ddpg_jax.train.jax_loop import make_train
-    from ddpg_jax.train.multi import run_seeds, seed_keys
+    from ddpg_jax import make_train
+    from ddpg_jax.drivers.multi import run_seeds, seed_keys
     assert len(jax.devices()) == 4, jax.devices()
     env, params = make("Pendulum-v1")
     config = DDPGConfig(total_steps=300, warmup_steps=100, batch_size=32, hidden_sizes=(16, 16),

@@ -10,7 +10,7 @@ import numpy as np
 
 from ddpg_jax import DDPGConfig
 from ddpg_jax.envs import make
-from ddpg_jax.train.multi import run_seeds
+from ddpg_jax.drivers.multi import run_seeds
 
 WORKER = Path(__file__).with_name("multihost_worker.py")
 

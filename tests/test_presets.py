@@ -15,8 +15,8 @@ import pytest
 
 from ddpg_jax import PRESETS, preset
 from ddpg_jax.envs import make
-from ddpg_jax.train import train
-from ddpg_jax.train.jax_loop import make_train
+from ddpg_jax import train
+from ddpg_jax import make_train
 
 BUDGET = dict(total_steps=500, warmup_steps=256, eval_every=0, eval_episodes=1,
               buffer_size=1_000)

@@ -24,8 +24,9 @@ import pytest
 from ddpg_jax import DDPGConfig
 from ddpg_jax import checkpoint as ckpt
 from ddpg_jax.cli import main
-from ddpg_jax.logging import Progress, RunLog, read_jsonl
-from ddpg_jax.run import NonFiniteError, RunOptions
+from ddpg_jax.metrics_io import Progress, RunLog, read_jsonl
+from ddpg_jax.guard import NonFiniteError
+from ddpg_jax.management import RunOptions
 
 TOTAL = 3000
 GYM = ["--env", "Pendulum-v1", "--warmup-steps", "200", "--batch-size", "32",
@@ -128,7 +129,7 @@ def test_gym_half_run_resumed_to_the_end_is_bit_identical(gym_full, tmp_path, ca
 
 def test_jax_run_interrupted_at_a_chunk_boundary_resumes_bit_identically(jax_full, tmp_path):
     from ddpg_jax.envs import make
-    from ddpg_jax.train.jax_run import run_chunks
+    from ddpg_jax import train
 
     env, params = make("Pendulum-v1")
     config = DDPGConfig.from_dict(json.loads((jax_full / "config.json").read_text())["config"])
@@ -138,19 +139,19 @@ def test_jax_run_interrupted_at_a_chunk_boundary_resumes_bit_identically(jax_ful
         chunks.append(1)
         return len(chunks) == 2
 
-    first = run_chunks(config, env, params, num_seeds=2, env_id="Pendulum-v1", run_dir=tmp_path,
-                       should_stop=stop_after_two_chunks)
+    first = train(config, (env, params), num_seeds=2, run_dir=tmp_path, log=None,
+                  should_stop=stop_after_two_chunks)
     assert first.interrupted and first.env_steps == 600
     assert first.checkpoint.name == "step_000000000600"
-    second = run_chunks(config, env, params, num_seeds=2, env_id="Pendulum-v1",
-                        run_dir=tmp_path, resume_from=first.checkpoint)
+    second = train(config, (env, params), num_seeds=2, run_dir=tmp_path, log=None,
+                   resume_from=first.checkpoint)
     assert not second.interrupted and second.env_steps == 800
     _assert_identical(_final_arrays(jax_full), _final_arrays(tmp_path))
     logged = read_jsonl(jax_full / "evaluations.jsonl")
     assert [r["env_steps"] for r in second.evaluations] == [r["env_steps"] for r in logged]
     assert second.evaluations[-1]["eval_returns"] == logged[-1]["eval_returns"]
     # The batched state really holds two different seeds.
-    actor = _final_arrays(tmp_path)["state/train_state/actor_params/MLP_0/Dense_0/kernel"]
+    actor = _final_arrays(tmp_path)["state/agent/train_state/actor_params/MLP_0/Dense_0/kernel"]
     assert actor.shape[0] == 2 and not np.array_equal(actor[0], actor[1])
 
 
@@ -266,7 +267,7 @@ def test_incompatible_config_or_format_is_refused(gym_full, tmp_path, capsys):
     assert "format version 99" in err
     # The library refuses a config that changes shapes, before training.
     from ddpg_jax.config import ConfigError
-    from ddpg_jax.train import train
+    from ddpg_jax import train
 
     config = DDPGConfig.from_dict(json.loads((gym_full / "config.json").read_text())["config"])
     with pytest.raises(ConfigError, match="hidden_sizes"):
@@ -412,7 +413,7 @@ def test_nan_reward_stops_the_run_naming_step_and_quantity(tmp_path, capsys):
 
 
 def test_exploding_learning_rate_is_caught_on_the_device(tmp_path):
-    from ddpg_jax.train import train
+    from ddpg_jax import train
 
     config = DDPGConfig(total_steps=600, warmup_steps=200, batch_size=32, hidden_sizes=(16, 16),
                         buffer_size=5000, eval_every=500, eval_episodes=2, critic_lr=1e30)

@@ -2,16 +2,15 @@
 
 The run axis (seeds, or settings x seeds) is the leading axis of every input
 and output. :func:`compile_runs` jits ``vmap(train)`` with that axis sharded
-over a 1-D mesh of all devices (``jax.devices()``: every device of every
-process once ``jax.distributed.initialize`` has been called), so the same code
-runs on one CPU, one GPU, several local devices or several hosts.
+over the devices (:mod:`ddpg_jax.drivers.sharding`), so the same code runs on
+one CPU, one GPU, several local devices or several hosts.
 
 Multi-host use: start one process per host, call
 ``jax.distributed.initialize(coordinator_address, num_processes, process_id)``
 in each before anything else touches JAX, then call :func:`run_seeds` with the
 same arguments on every process. Each process computes the (identical) global
 array of keys and places only its own shards; results come back to every
-process through :func:`to_host`.
+process through :func:`~ddpg_jax.drivers.sharding.to_host`.
 """
 
 from __future__ import annotations
@@ -23,15 +22,13 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ddpg_jax.config import TRACED_FIELDS, ConfigError, DDPGConfig
+from ddpg_jax.drivers.compiled import TrainOutput, make_train
+from ddpg_jax.drivers.sharding import place_runs
 from ddpg_jax.envs.core import Environment
-from ddpg_jax.train.jax_loop import TrainOutput, make_train
-from ddpg_jax.types import HParams, PRNGKey
+from ddpg_jax.types import HParams
 from ddpg_jax.update import hparams_from_config
-
-RUN_AXIS = "runs"
 
 
 class Timed(NamedTuple):
@@ -71,33 +68,13 @@ def make_hparams(config: DDPGConfig, num_runs: int, **values: Sequence[float]) -
     })
 
 
-def _mesh(devices: Sequence[jax.Device] | None) -> Mesh:
-    devices = list(jax.devices() if devices is None else devices)
-    return Mesh(np.array(devices), (RUN_AXIS,))
-
-
-def _global(x: np.ndarray, sharding: NamedSharding) -> jax.Array:
-    # Every process holds the full host array and places only its own shards,
-    # which is what multi-host jit needs (and is harmless on one process).
-    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
-
-
-def to_host(tree: Any) -> Any:
-    """Brings a (possibly multi-host) sharded pytree to numpy on every process."""
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        return multihost_utils.process_allgather(tree, tiled=True)
-    return jax.tree.map(np.asarray, tree)
-
-
 def compile_runs(
     train: Callable[..., TrainOutput],
     num_runs: int,
     *,
     with_hparams: bool = False,
     devices: Sequence[jax.Device] | None = None,
-) -> tuple[Callable[..., TrainOutput], int, NamedSharding]:
+) -> tuple[Callable[..., TrainOutput], int, Any]:
     """Jits ``vmap(train)`` with the run axis sharded over ``devices``.
 
     Returns:
@@ -105,22 +82,13 @@ def compile_runs(
       of length ``padded`` (``num_runs`` rounded up to a multiple of the
       device count), placed with ``sharding``.
     """
-    mesh = _mesh(devices)
-    n_dev = mesh.devices.size
-    padded = -(-num_runs // n_dev) * n_dev
-    sharding = NamedSharding(mesh, PartitionSpec(RUN_AXIS))
+    placement = place_runs(num_runs, devices)
+    sharding = placement.sharding
     if with_hparams:
         fn = jax.jit(jax.vmap(train), in_shardings=(sharding, sharding), out_shardings=sharding)
     else:
         fn = jax.jit(jax.vmap(lambda k: train(k)), in_shardings=sharding, out_shardings=sharding)
-    return fn, padded, sharding
-
-
-def _pad(x: np.ndarray, n: int) -> np.ndarray:
-    if x.shape[0] == n:
-        return x
-    # Extra runs repeat the last one; they are computed and dropped.
-    return np.concatenate([x, np.repeat(x[-1:], n - x.shape[0], axis=0)])
+    return fn, placement.padded, sharding
 
 
 def run_many(
@@ -139,18 +107,18 @@ def run_many(
     keys = np.asarray(jax.random.key_data(keys) if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key)
                       else keys)
     num_runs = keys.shape[0]
-    fn, padded, sh = compile_runs(train, num_runs, with_hparams=hparams is not None,
-                                  devices=devices)
-    args = [_global(_pad(keys, padded), sh)]
+    placement = place_runs(num_runs, devices)
+    fn, _, _ = compile_runs(train, num_runs, with_hparams=hparams is not None, devices=devices)
+    args = [placement.place(keys)]
     if hparams is not None:
-        args.append(jax.tree.map(lambda x: _global(_pad(np.asarray(x), padded), sh), hparams))
+        args.append(placement.place(hparams))
     t0 = time.perf_counter()
     compiled = fn.lower(*args).compile()
     t1 = time.perf_counter()
     out = compiled(*args)
     jax.block_until_ready(out)
     t2 = time.perf_counter()
-    out = jax.tree.map(lambda x: x[:num_runs], to_host(out))
+    out = placement.fetch(out)
     return Timed(out, t1 - t0, t2 - t1)
 
 

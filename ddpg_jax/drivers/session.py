@@ -1,0 +1,158 @@
+"""Host-side bookkeeping that both drivers share: records, logs, checkpoints, wall time.
+
+A driver owns its loop and its device state; at each point of the schedule
+it hands this :class:`Session` what it measured (metric sums, evaluation
+returns) and the arrays to save, and the session turns them into records,
+callbacks, log lines and checkpoints the same way for both drivers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+
+from ddpg_jax.checkpoint import Checkpoint, CheckpointError, CheckpointManager, checkpoint_dir
+from ddpg_jax.config import DDPGConfig
+from ddpg_jax.guard import raise_if_nonfinite
+from ddpg_jax.management import RunOptions
+from ddpg_jax.records import MetricWindow, chunk_record, evaluation_record, log_line
+
+
+@dataclasses.dataclass(frozen=True)
+class Callbacks:
+    """What a caller of ``train`` hears from a run (every one optional).
+
+    Attributes:
+      log: receives one line per evaluation.
+      on_evaluation: called with each evaluation record.
+      on_chunk: called with a training-metrics record at each log point.
+      on_progress: called with the environment steps done (per run).
+      should_stop: polled at safe points; once True the run checkpoints and returns.
+    """
+
+    log: Callable[[str], None] | None = None
+    on_evaluation: Callable[[dict[str, Any]], None] | None = None
+    on_chunk: Callable[[dict[str, Any]], None] | None = None
+    on_progress: Callable[[int], None] | None = None
+    should_stop: Callable[[], bool] | None = None
+
+
+class Session:
+    """The host side of one run (or one batch of seeds) in one process.
+
+    Args:
+      backend: ``"gymnasium"`` or ``"jax"``, stored in checkpoints.
+      env_id: the env's id, stored in checkpoints.
+      config: the run's config.
+      options: checkpoint cadence and retention.
+      run_dir: where ``checkpoints/`` go; ``None`` writes none.
+      callbacks: the caller's callbacks.
+      num_seeds: runs trained at once.
+      resumed: the checkpoint this session continues, if any.
+      start_steps: environment steps done when the session starts.
+    """
+
+    def __init__(self, *, backend: str, env_id: str, config: DDPGConfig, options: RunOptions,
+                 run_dir: str | os.PathLike | None, callbacks: Callbacks, num_seeds: int = 1,
+                 resumed: Checkpoint | None = None, start_steps: int = 0):
+        self.backend, self.env_id, self.config = backend, env_id, config
+        self.callbacks, self.num_seeds = callbacks, num_seeds
+        self.evaluations: list[dict[str, Any]] = []
+        self.eval_window = MetricWindow()
+        self.wall_offset = 0.0
+        self.t_start = time.perf_counter()
+        self.manager = (CheckpointManager(checkpoint_dir(run_dir), options.keep_checkpoints)
+                        if run_dir is not None else None)
+        self.buffer_in_checkpoint = options.buffer_in_checkpoint
+        self.last_checkpoint: Path | None = None
+        if resumed is not None:
+            self._restore(resumed)
+        self.last_chunk = (start_steps, time.perf_counter())
+
+    def _restore(self, checkpoint: Checkpoint) -> None:
+        try:
+            host = checkpoint.meta["host"]
+            self.evaluations = list(host["evaluations"])
+            self.eval_window = MetricWindow(host["eval_window"])
+            self.wall_offset = float(host["wall_time_s"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"checkpoint {checkpoint.path} has unreadable loop state "
+                                  f"({e}).") from None
+        self.last_checkpoint = checkpoint.path
+        if self.manager is not None:
+            self.manager.supersede_after(checkpoint.step)
+
+    # ------------------------------------------------------------------ time and safety
+    def wall_time(self) -> float:
+        """Seconds of the whole run, earlier sessions included."""
+        return self.wall_offset + time.perf_counter() - self.t_start
+
+    def check_finite(self, record: Any) -> None:
+        """Raises :class:`~ddpg_jax.guard.NonFiniteError` if the guard record is set."""
+        raise_if_nonfinite(record, lambda s: f"env step {s}", lambda s: s,
+                           str(self.last_checkpoint) if self.last_checkpoint else None)
+
+    def stop_requested(self) -> bool:
+        return self.callbacks.should_stop is not None and bool(self.callbacks.should_stop())
+
+    def progress(self, env_steps: int) -> None:
+        if self.callbacks.on_progress is not None:
+            self.callbacks.on_progress(env_steps)
+
+    # ------------------------------------------------------------------ records
+    def chunk(self, env_steps: int, updates: int, sums: dict[str, Any],
+              train_return: Any) -> None:
+        """Records the training metrics since the previous log point."""
+        window = MetricWindow(sums)
+        self.eval_window.add(window.sums)
+        steps, t = self.last_chunk
+        now = time.perf_counter()
+        if env_steps <= steps:
+            return
+        rate = self.num_seeds * (env_steps - steps) / max(now - t, 1e-9)
+        self.last_chunk = (env_steps, now)
+        if self.callbacks.on_chunk is not None:
+            self.callbacks.on_chunk(chunk_record(env_steps, updates, window, train_return, rate,
+                                                 self.wall_time()))
+
+    def evaluation(self, env_steps: int, updates: int, returns: Any,
+                   train_return: Any) -> dict[str, Any]:
+        """Records an evaluation (``returns``: ``[episodes]`` or ``[seeds, episodes]``)."""
+        record = evaluation_record(env_steps, updates, returns, train_return, self.eval_window,
+                                   self.wall_time())
+        self.eval_window = MetricWindow()
+        self.evaluations.append(record)
+        if self.callbacks.on_evaluation is not None:
+            self.callbacks.on_evaluation(record)
+        if self.callbacks.log is not None:
+            self.callbacks.log(log_line(record, self.num_seeds))
+        return record
+
+    def evaluated_at(self, env_steps: int) -> bool:
+        return bool(self.evaluations) and self.evaluations[-1]["env_steps"] == env_steps
+
+    # ------------------------------------------------------------------ checkpoints
+    def saved_at(self, env_steps: int) -> bool:
+        return (self.last_checkpoint is not None
+                and self.last_checkpoint.name == f"step_{env_steps:012d}")
+
+    def save(self, env_steps: int, items: dict[str, Any], meta: dict[str, Any],
+             host: dict[str, Any] | None = None) -> None:
+        """Writes a checkpoint (on process 0 only) with the session's own state in its meta."""
+        if self.manager is None or jax.process_index() != 0:
+            return
+        evals = self.evaluations
+        meta = {
+            "backend": self.backend, "env_id": self.env_id, "config": self.config.to_dict(),
+            "num_seeds": self.num_seeds, "env_steps": env_steps,
+            "eval_return": evals[-1]["eval_return_mean"] if self.evaluated_at(env_steps) else None,
+            **meta,
+            "host": {"evaluations": evals, "eval_window": self.eval_window.to_json(),
+                     "wall_time_s": self.wall_time(), **(host or {})},
+        }
+        self.last_checkpoint = self.manager.save(env_steps, items, meta)

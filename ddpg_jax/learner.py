@@ -1,0 +1,207 @@
+"""The learner: every piece of DDPG/TD3 that both training drivers share, built once.
+
+:func:`make_learner` returns a :class:`Learner`, a record of pure functions in
+the style of an optax transformation (built together, so they cannot drift
+apart). The gymnasium driver (host envs, one compiled call per vector step)
+and the whole-loop driver (JAX envs inside ``lax.scan``) both call it; a
+driver decides *when* things happen, the learner decides *what* a step is:
+
+* ``init``: train state, empty replay buffer, noise state, non-finite record;
+* ``explore``: the policy's action plus exploration noise, clipped to the bounds;
+* ``observe``: transitions into the buffer and the observation statistics;
+* ``learn``: observe -> sample -> ``scan(update)`` -> noise reset -> non-finite guard;
+* ``policy``: the deterministic action, observation normalisation inside;
+* ``evaluate``: returns of a batch of deterministic episodes on a JAX env.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ddpg_jax import buffer as rb
+from ddpg_jax import normalization
+from ddpg_jax.config import DDPGConfig
+from ddpg_jax.guard import guard_nonfinite, no_nonfinite
+from ddpg_jax.networks import Networks, make_networks
+from ddpg_jax.noise import Noise, NoiseState, make_noise
+from ddpg_jax.types import METRIC_NAMES, Array, HParams, Params, PRNGKey, TrainState, Transition
+from ddpg_jax.update import GradientStep, make_gradient_step, normalize_obs
+
+#: Counters that :attr:`Learner.learn` reports beside the metric sums.
+COUNT_NAMES = ("updates", "actor_updates")
+
+
+class AgentState(NamedTuple):
+    """What the learner changes, as one pytree (leading axes under vmap)."""
+
+    train_state: TrainState
+    buffer: rb.BufferState
+    noise_state: NoiseState  # [num_envs, action_dim]
+    nonfinite: Array  # int32 [2]: (env step, code) of the first non-finite quantity, or (-1, 0)
+
+
+class Learner(NamedTuple):
+    """The pure functions of one DDPG/TD3 agent (see the module docstring).
+
+    Attributes:
+      init: ``(key, hparams=None) -> AgentState``.
+      explore: ``(agent, key, obs[num_envs, obs_dim]) -> (agent, action)``.
+      observe: ``(agent, transitions) -> agent``: adds rows to the buffer and
+        folds their observations into the running statistics (with ``obs_norm``).
+      learn: ``(agent, transition, done[num_envs], key, env_steps) -> (agent, sums)``:
+        observes the vector step's transitions, runs ``num_envs *
+        updates_per_step`` gradient steps on sampled batches, restarts the
+        noise of finished episodes and records the first non-finite value.
+        ``sums`` holds the sum over those steps of each metric in
+        :data:`~ddpg_jax.types.METRIC_NAMES` and the counts in :data:`COUNT_NAMES`.
+      policy: ``(train_state, obs) -> action``: deterministic, normalised inside.
+      evaluate: ``(train_state, key, env, env_params, episodes) -> returns[episodes]``.
+      random_action: ``(key, num_envs) -> action``: uniform in the bounds (warm-up).
+      networks, noise, gradient_step: the pieces it is made of.
+    """
+
+    init: Callable[..., AgentState]
+    explore: Callable[[AgentState, PRNGKey, Array], tuple[AgentState, Array]]
+    observe: Callable[[AgentState, Transition], AgentState]
+    learn: Callable[..., tuple[AgentState, dict[str, Array]]]
+    policy: Callable[[TrainState, Array], Array]
+    evaluate: Callable[..., Array]
+    random_action: Callable[[PRNGKey, int], Array]
+    networks: Networks
+    noise: Noise
+    gradient_step: GradientStep
+
+
+def make_explore(
+    networks: Networks, noise: Noise
+) -> Callable[[Params, NoiseState, PRNGKey, Array, Array], tuple[Array, NoiseState]]:
+    """Builds ``explore(actor_params, noise_state, key, obs, scale) -> (action, noise_state)``.
+
+    The action is mu(s) plus noise in units of the action half-range,
+    ``(high - low) / 2 * scale * n``, clipped to the env's own ``[low, high]``
+    (not to [-1, 1]). ``obs`` is ``[num_envs, obs_dim]``, already normalised.
+    """
+    low = jnp.asarray(networks.action_low)
+    high = jnp.asarray(networks.action_high)
+    half_range = (high - low) / 2.0
+
+    def explore(actor_params: Params, noise_state: NoiseState, key: PRNGKey, obs: Array,
+                scale: Array) -> tuple[Array, NoiseState]:
+        n, noise_state = noise.sample(noise_state, key, scale)
+        action = networks.actor_apply(actor_params, obs) + half_range * n
+        return jnp.clip(action, low, high), noise_state
+
+    return explore
+
+
+def example_transition(obs_dim: int, action_dim: int) -> Transition:
+    """One float32 transition of zeros: the layout of a replay buffer row."""
+    return Transition(jnp.zeros(obs_dim, jnp.float32), jnp.zeros(action_dim, jnp.float32),
+                      jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32),
+                      jnp.zeros(obs_dim, jnp.float32))
+
+
+def make_learner(
+    config: DDPGConfig,
+    obs_dim: int,
+    action_low: np.ndarray,
+    action_high: np.ndarray,
+    *,
+    batched: bool = True,
+) -> Learner:
+    """Builds the learner of ``config`` for an env's observation size and action bounds.
+
+    Args:
+      config: the run's settings (validated here).
+      obs_dim: length of the flat observation.
+      action_low, action_high: the env's finite action bounds, shape ``[action_dim]``.
+      batched: whether the learner runs under ``vmap`` (the whole-loop driver's
+        seeds). An unbatched learner skips TD3's delayed actor gradient with a
+        ``lax.cond``; a batched one keeps a select, since under ``vmap`` a cond
+        would run both branches.
+    """
+    config.validate()
+    networks = make_networks(config.network, obs_dim, action_low, action_high)
+    noise = make_noise(config.noise, config.ou_theta, config.ou_dt)
+    step = make_gradient_step(networks, config, branch_on_delay=not batched)
+    noisy_action = make_explore(networks, noise)
+    low, high = jnp.asarray(networks.action_low), jnp.asarray(networks.action_high)
+    action_dim = low.shape[0]
+    num_envs = config.num_envs
+    updates = num_envs * config.updates_per_step
+
+    def init(key: PRNGKey, hparams: HParams | None = None) -> AgentState:
+        return AgentState(
+            train_state=step.init(key, hparams),
+            buffer=rb.init(example_transition(obs_dim, action_dim), config.buffer_size),
+            noise_state=noise.init(num_envs, action_dim),
+            nonfinite=no_nonfinite(),
+        )
+
+    def explore(agent: AgentState, key: PRNGKey, obs: Array) -> tuple[AgentState, Array]:
+        ts = agent.train_state
+        action, noise_state = noisy_action(ts.actor_params, agent.noise_state, key,
+                                           normalize_obs(ts, obs, config), ts.hparams.noise_scale)
+        return agent._replace(noise_state=noise_state), action
+
+    def observe(agent: AgentState, transitions: Transition) -> AgentState:
+        ts = agent.train_state
+        if config.obs_norm:
+            ts = ts.replace(obs_stats=normalization.update(ts.obs_stats, transitions.obs))
+        return agent._replace(buffer=rb.add(agent.buffer, transitions), train_state=ts)
+
+    def learn(agent: AgentState, transition: Transition, done: Array, key: PRNGKey,
+              env_steps: Array) -> tuple[AgentState, dict[str, Array]]:
+        agent = observe(agent, transition)
+        batches = rb.sample_batches(agent.buffer, key, config.batch_size, updates)
+        ts, metrics = jax.lax.scan(step.update, agent.train_state, batches)
+        sums = {name: jnp.sum(metrics[name]) for name in METRIC_NAMES}
+        sums["updates"] = jnp.asarray(updates, jnp.float32)
+        sums["actor_updates"] = jnp.sum(metrics["actor_updated"])
+        agent = agent._replace(
+            train_state=ts, noise_state=noise.reset(agent.noise_state, done),
+            nonfinite=guard_nonfinite(agent.nonfinite, env_steps, metrics, ts))
+        return agent, sums
+
+    def policy(ts: TrainState, obs: Array) -> Array:
+        return networks.actor_apply(ts.actor_params, normalize_obs(ts, obs, config))
+
+    def evaluate(ts: TrainState, key: PRNGKey, env: Any, env_params: Any,
+                 episodes: int) -> Array:
+        return evaluate_episodes(lambda obs: policy(ts, obs), key, env, env_params, episodes)
+
+    def random_action(key: PRNGKey, n: int) -> Array:
+        return jax.random.uniform(key, (n, action_dim), jnp.float32, low, high)
+
+    return Learner(init, explore, observe, learn, policy, evaluate, random_action, networks,
+                   noise, step)
+
+
+def evaluate_episodes(act: Callable[[Array], Array], key: PRNGKey, env: Any, env_params: Any,
+                      episodes: int) -> Array:
+    """Returns of ``episodes`` deterministic episodes of a JAX env, run side by side.
+
+    Each episode runs until its first end (termination or truncation); the
+    env's time limit bounds the scan, so the cost is one episode length.
+    """
+    episode_len = int(np.asarray(env.max_steps(env_params)))
+    v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key, episodes),
+                                                         env_params)
+
+    def body(carry, k):
+        obs, state, ret, running = carry
+        obs, state, reward, term, trunc, _ = v_step(jax.random.split(k, episodes), state,
+                                                    act(obs), env_params)
+        ret = ret + jnp.where(running, reward, 0.0)
+        running = jnp.logical_and(running, ~jnp.logical_or(term, trunc))
+        return (obs, state, ret, running), None
+
+    init = (obs, state, jnp.zeros(episodes, jnp.float32), jnp.ones(episodes, bool))
+    keys = jax.random.split(jax.random.fold_in(key, 1), episode_len)
+    (_, _, ret, _), _ = jax.lax.scan(body, init, keys)
+    return ret

@@ -1,0 +1,115 @@
+"""One front door for training: :func:`train` picks the driver from the env it is given."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Sequence
+
+import jax
+
+from ddpg_jax.checkpoint import Checkpoint
+from ddpg_jax.config import ConfigError, DDPGConfig
+from ddpg_jax.drivers.result import TrainResult
+from ddpg_jax.drivers.session import Callbacks
+from ddpg_jax.envcheck import EnvFactory, EnvSpecError
+from ddpg_jax.envs.core import Environment
+from ddpg_jax.management import RunOptions
+
+BACKENDS = ("gymnasium", "jax")
+
+
+def jax_env(env: Any, env_params: Any) -> tuple[Environment, Any, str]:
+    """``(env, params, id)`` from an id of :func:`ddpg_jax.envs.make`, an env or an ``(env, params)`` pair."""
+    from ddpg_jax import envs
+
+    if isinstance(env, str):
+        try:
+            made, params = envs.make(env)
+        except ValueError:
+            raise EnvSpecError(
+                f"unknown JAX environment id {env!r} for the jax backend; accepted: "
+                f"{' | '.join(envs.registered_envs())} (or the gymnasium backend for any "
+                "gymnasium id).") from None
+        return made, params if env_params is None else env_params, env
+    if isinstance(env, tuple) and len(env) == 2 and isinstance(env[0], Environment):
+        return env[0], env[1] if env_params is None else env_params, env[0].name
+    return env, env_params, env.name
+
+
+def train(
+    config: DDPGConfig,
+    env: str | EnvFactory | Environment | tuple[Environment, Any],
+    env_params: Any = None,
+    *,
+    backend: str | None = None,
+    num_seeds: int = 1,
+    keys: jax.Array | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    run_dir: str | os.PathLike | None = None,
+    options: RunOptions | None = None,
+    resume_from: str | os.PathLike | Checkpoint | None = None,
+    log: Callable[[str], None] | None = print,
+    on_evaluation: Callable[[dict[str, Any]], None] | None = None,
+    on_chunk: Callable[[dict[str, Any]], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    devices: Sequence[jax.Device] | None = None,
+) -> TrainResult:
+    """Trains DDPG/TD3 on a gymnasium env or a JAX env, with the driver that fits it.
+
+    * A gymnasium id (``"Pendulum-v1"``) or a zero-argument factory returning a
+      ``gymnasium.Env`` (wrappers included) trains through the gymnasium
+      driver: host envs, one compiled call per vector step.
+    * A JAX env (:class:`ddpg_jax.envs.Environment`, or the ``(env, params)``
+      pair of :func:`ddpg_jax.envs.make`), or an id with ``backend="jax"``,
+      trains through the whole-loop driver: ``num_seeds`` runs vmapped and
+      sharded over ``devices``, in compiled chunks between evaluation and
+      checkpoint points.
+
+    Args:
+      config: the run's settings; validated before anything else happens.
+      env: see above.
+      env_params: a JAX env's params (default: the env's own).
+      backend: ``"gymnasium"`` or ``"jax"`` for an id; otherwise chosen from ``env``.
+      num_seeds: runs trained at once (JAX driver), seeded from ``config.seed``.
+      keys: one PRNG key per run instead (JAX driver).
+      env_kwargs: keyword arguments for ``gymnasium.make`` when ``env`` is an id.
+      run_dir: directory that receives ``checkpoints/``; ``None`` writes none.
+      options: checkpoint cadence, retention and whether the buffer is saved.
+      resume_from: a checkpoint (or its directory) of the same driver to
+        continue from; its config must equal ``config`` except for a larger
+        ``total_steps``.
+      log: receives one line per evaluation; ``None`` for silence.
+      on_evaluation, on_chunk: called with each evaluation / training-chunk record.
+      on_progress: called with the environment steps done (per run).
+      should_stop: polled at safe points; once True the run writes a
+        checkpoint (with a ``run_dir``) and returns with ``interrupted=True``.
+      devices: devices to shard the JAX driver's runs over (default: all).
+
+    Returns:
+      A :class:`~ddpg_jax.drivers.result.TrainResult`, the same type for both drivers.
+
+    Raises:
+      ConfigError, EnvSpecError, CheckpointError: for bad input, before any work.
+      NonFiniteError: when training produces NaN or infinity.
+    """
+    config.validate()
+    if backend is not None and backend not in BACKENDS:
+        raise ConfigError(f"backend {backend!r} is not known; accepted: {' | '.join(BACKENDS)}.")
+    is_jax = (isinstance(env, Environment) or backend == "jax"
+              or (isinstance(env, tuple) and len(env) == 2 and isinstance(env[0], Environment)))
+    callbacks = Callbacks(log, on_evaluation, on_chunk, on_progress, should_stop)
+    if is_jax:
+        from ddpg_jax.drivers.chunked import train_chunked
+
+        made, params, env_id = jax_env(env, env_params)
+        return train_chunked(config, made, params, num_seeds=num_seeds, keys=keys,
+                             env_id=env_id, run_dir=run_dir, options=options,
+                             resume_from=resume_from, callbacks=callbacks, devices=devices)
+    if num_seeds != 1 or keys is not None:
+        raise ConfigError(f"num_seeds {num_seeds} needs a JAX env (the jax backend); the "
+                          "gymnasium driver trains one seed per process.")
+    from ddpg_jax.drivers.host import train_host
+
+    return train_host(config, env, env_kwargs=env_kwargs, run_dir=run_dir, options=options,
+                      resume_from=resume_from, callbacks=callbacks)

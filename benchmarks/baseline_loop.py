@@ -9,7 +9,7 @@ actor update (which also moves the target networks), and flax's
 ``TrainState`` holding Adam. The networks, batch size, learning rates, tau,
 gamma, exploration noise, warm-up and the environment (gymnasium Pendulum-v1
 in a one-env ``SyncVectorEnv`` with same-step autoreset) match
-``ddpg_jax.train.train`` at ``DDPGConfig`` defaults, so that
+``ddpg_jax.train`` (gymnasium driver) at ``DDPGConfig`` defaults, so that
 ``benchmarks.host_loop`` compares the loops and not the algorithms.
 
 It is deliberately not part of the library, and it shares no code with it.

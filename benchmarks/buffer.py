@@ -200,12 +200,11 @@ def trainer_step_costs(capacities: list[int], repeats: int, hidden: tuple[int, .
     """Per-step cost of the library's two trainers at each buffer capacity.
 
     gymnasium backend: median time between consecutive env steps of the
-    learning phase of ``ddpg_jax.train.train`` (a wrapper stamps each step).
+    learning phase of ``ddpg_jax.train`` (a wrapper stamps each step).
     JAX backend: ``run_seeds`` run time (compile excluded) over its learning steps.
     """
-    from ddpg_jax import DDPGConfig
+    from ddpg_jax import DDPGConfig, run_seeds, train
     from ddpg_jax.envs import make
-    from ddpg_jax.train import run_seeds, train
 
     env, params = make("Pendulum-v1")
     warm_gym, warm_jax = 1_000, 256
@@ -265,9 +264,9 @@ def main() -> None:
                 "step": "jit(add one host transition, then sample batch), buffer+key donated",
                 "trainers": None if args.no_trainers else {
                     "hidden_sizes": list(trainer_hidden), "repeats": trainer_repeats,
-                    "gym": f"ddpg_jax.train.train, {gym_steps} steps (1000 warm-up), median "
-                           "interval between learning-phase env steps",
-                    "jax": f"ddpg_jax.train.run_seeds, 1 seed, {jax_steps} steps (256 warm-up), "
+                    "gym": f"ddpg_jax.train (gymnasium driver), {gym_steps} steps (1000 "
+                           "warm-up), median interval between learning-phase env steps",
+                    "jax": f"ddpg_jax.run_seeds, 1 seed, {jax_steps} steps (256 warm-up), "
                            "run time / learning steps",
                     "capacities": [capacities[0], capacities[-1]]}})
     cases = [run_shape(n, o, a, capacities, batch, repeats, calls, scan_len, nodonate_calls)
@@ -315,7 +314,7 @@ def main() -> None:
                                 big["nbytes_over_raw"], 1.1, higher_is_better=False))
         if trainers is not None:
             big = str(trainer_caps[-1])
-            for b, name in (("gym", "gymnasium trainer (ddpg_jax.train.train)"),
+            for b, name in (("gym", "gymnasium trainer (ddpg_jax.train)"),
                             ("jax", "JAX whole-loop trainer (run_seeds)")):
                 goals.append(C.goal(
                     f"{name}: step at capacity 1e6 within 1.2x of 1e4",

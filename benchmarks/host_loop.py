@@ -5,7 +5,8 @@
 Three loops on gymnasium ``Pendulum-v1`` (one env, ``SyncVectorEnv`` with
 same-step autoreset, one update per env step):
 
-* ``ddpg_jax.train.train`` (the library's host loop);
+* ``ddpg_jax.train`` with a gymnasium id (the library's host loop, the
+  gymnasium driver);
 * ``benchmarks.baseline_loop.train``: a common single-file style (numpy replay
   buffer, batch copied to the device each step, separately jitted act /
   critic update / actor update calls), same networks, batch and settings;
@@ -34,7 +35,7 @@ import numpy as np
 import ddpg_jax
 from benchmarks import _common as C
 from benchmarks import baseline_loop
-from ddpg_jax.train import train as lib_train
+from ddpg_jax import train as lib_train
 
 ENV_ID = "Pendulum-v1"
 
@@ -99,7 +100,7 @@ def run_config(hidden: tuple[int, ...], batch: int, warmup: int, short: int, lon
     cfg = lib_config(long, hidden, batch, warmup, buffer_size)
     t_env = env_step_timer(env_steps)
     t_upd = update_timer(cfg, update_calls)
-    extra: dict[str, list[Any]] = {"lib_trace_counts": [], "lib_final_return": [],
+    extra: dict[str, list[Any]] = {"lib_final_return": [],
                                    "lib_end_to_end_steps_per_s": [],
                                    "baseline_end_to_end_steps_per_s": [],
                                    "baseline_last_returns": []}
@@ -107,7 +108,6 @@ def run_config(hidden: tuple[int, ...], batch: int, warmup: int, short: int, lon
     def lib_run(n: int) -> float:
         res = lib_train(lib_config(n, hidden, batch, warmup, buffer_size), ENV_ID, log=None)
         if n == long:
-            extra["lib_trace_counts"].append(res.trace_counts)
             extra["lib_final_return"].append(res.summary["final_eval_return_mean"])
             extra["lib_end_to_end_steps_per_s"].append(res.summary["steps_per_second"])
         return res.summary["wall_time_s"]

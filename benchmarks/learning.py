@@ -67,9 +67,8 @@ def steps_to_threshold(steps: np.ndarray, returns: np.ndarray, threshold: float 
 
 def run_jax_variant(env_id: str, preset_name: str, overrides: dict, suite: dict, seeds: int,
                     steps: int) -> dict[str, Any]:
-    from ddpg_jax import preset
+    from ddpg_jax import preset, run_seeds
     from ddpg_jax.envs import make
-    from ddpg_jax.train import run_seeds
 
     env, params = make(env_id)
     # All seeds come from one key: run_seeds splits PRNGKey(first_seed) into `seeds` keys.
@@ -85,8 +84,7 @@ def run_jax_variant(env_id: str, preset_name: str, overrides: dict, suite: dict,
 
 def run_gym_variant(env_id: str, preset_name: str, overrides: dict, suite: dict, seeds: int,
                     steps: int) -> dict[str, Any]:
-    from ddpg_jax import preset
-    from ddpg_jax.train import train
+    from ddpg_jax import preset, train
 
     curves, env_steps, t0 = [], None, time.perf_counter()
     config = None

@@ -8,8 +8,8 @@ memory (``VmHWM`` from ``/proc/self/status`` and ``ru_maxrss`` from
 ``memory_stats()`` (``peak_bytes_in_use``). Cases:
 
 * ``baseline``: imports, environment creation and one tiny jitted call;
-* ``gym/<capacity>``: ``ddpg_jax.train.train`` on gymnasium Pendulum-v1;
-* ``jax/<capacity>/<seeds>``: ``ddpg_jax.train.run_seeds`` on the JAX Pendulum.
+* ``gym/<capacity>``: ``ddpg_jax.train`` (gymnasium driver) on gymnasium Pendulum-v1;
+* ``jax/<capacity>/<seeds>``: ``ddpg_jax.run_seeds`` on the JAX Pendulum.
 
 Every run is short (default networks, 2,000 steps, 1,000 of them warm-up),
 with buffer capacity 1e6 and, for comparison, 1e4. The raw bytes of the
@@ -50,8 +50,8 @@ def child(case: str, total_steps: int, warmup: int, hidden: tuple[int, ...]) -> 
     import jax.numpy as jnp
 
     import ddpg_jax
+    from ddpg_jax import run_seeds, train
     from ddpg_jax.envs import make
-    from ddpg_jax.train import run_seeds, train
 
     kind, *rest = case.split("/")
     info: dict[str, Any] = {"case": case}
@@ -88,7 +88,7 @@ def child(case: str, total_steps: int, warmup: int, hidden: tuple[int, ...]) -> 
     if kind == "jax":
         # After the peak is recorded: XLA's own account of the compiled program's
         # buffers (deterministic, unlike resident memory).
-        from ddpg_jax.train import make_train, seed_keys
+        from ddpg_jax import make_train, seed_keys
 
         fn = jax.jit(jax.vmap(make_train(cfg, env, params)))
         ma = fn.lower(seed_keys(0, seeds)).compile().memory_analysis()

@@ -3,8 +3,10 @@
     python -m benchmarks.run_all [--quick] [--wait-quiet SECONDS] [--only NAME,NAME]
 
 Each benchmark writes ``benchmarks/results/NAME.json`` (``NAME.quick.json``
-with ``--quick``). Full runs take about 30 minutes on a 2-core CPU: update_flops ~4,
-buffer ~3, host_loop ~8, whole_loop ~8, memory ~3.
+with ``--quick``). Full runs take about 40 minutes on a 2-core CPU: update_flops ~4,
+buffer ~3, host_loop ~8, whole_loop ~8, memory ~3, startup ~10 (startup compares the
+source trees of its ``--trees`` default, ``OLD=/work/old NEW=<this repository>``, and
+measures this repository alone where ``/work/old`` is missing).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import time
 
 from benchmarks import _common as C
 
-BENCHMARKS = ("update_flops", "buffer", "host_loop", "whole_loop", "memory")
+BENCHMARKS = ("update_flops", "buffer", "host_loop", "whole_loop", "memory", "startup")
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
     python -m benchmarks.whole_loop [--quick] [--steps-64x64 N] [--steps-256x256 N,N,N]
 
-Each case is one call of ``ddpg_jax.train.run_seeds`` (one compiled program
+Each case is one call of ``ddpg_jax.run_seeds`` (one compiled program
 that trains ``num_seeds`` independent runs with ``vmap``), which reports its
 compile time and its run time separately. Configuration: ``DDPGConfig``
 defaults except ``total_steps`` (short runs, see below), ``warmup_steps=256``
@@ -35,9 +35,8 @@ from typing import Any
 import jax
 
 from benchmarks import _common as C
-from ddpg_jax import DDPGConfig
+from ddpg_jax import DDPGConfig, run_seeds
 from ddpg_jax.envs import make
-from ddpg_jax.train import run_seeds
 
 PLOT = C.RESULTS_DIR / "steps_per_second_vs_seeds.png"
 
@@ -130,7 +129,7 @@ def main() -> None:
                                 for h, s in steps.items()},
                 "warmup_steps": warmup, "buffer_size": buffer_size, "eval_every": 0,
                 "eval_episodes": 10, "batch_size": batch,
-                "other": "DDPGConfig defaults", "entry": "ddpg_jax.train.run_seeds"})
+                "other": "DDPGConfig defaults", "entry": "ddpg_jax.run_seeds"})
     cases = []
     for hidden, step_list in steps.items():
         for n, total in zip(seeds, step_list):

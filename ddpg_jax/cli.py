@@ -8,7 +8,6 @@ import datetime as _dt
 import difflib
 import json
 import os
-import platform
 import shlex
 import signal
 import sys
@@ -20,6 +19,7 @@ from ddpg_jax.config import (FIELD_NAMES, GROUPS, PRESETS, ConfigError, DDPGConf
                              parse_field, preset)
 from ddpg_jax.envcheck import EnvSpecError
 from ddpg_jax.resume import open_for_resume
+from ddpg_jax.versions import versions
 from ddpg_jax.guard import NonFiniteError
 from ddpg_jax.management import RunOptions, RunOptionsError, StopSignals
 from ddpg_jax.metrics_io import TENSORBOARD_HINT, MissingExtraError
@@ -29,31 +29,6 @@ EXIT_USAGE = 2
 
 class UsageError(Exception):
     """Bad command-line input; printed as one paragraph, exit code 2."""
-
-
-def versions() -> dict[str, str]:
-    """Versions of the interpreter and the libraries a run depends on."""
-    import chex
-    import flax
-    import gymnasium
-    import jax
-    import jaxlib
-    import numpy
-    import optax
-
-    from ddpg_jax import __version__
-
-    return {
-        "ddpg_jax": __version__,
-        "python": platform.python_version(),
-        "jax": jax.__version__,
-        "jaxlib": jaxlib.__version__,
-        "flax": flax.__version__,
-        "optax": optax.__version__,
-        "chex": chex.__version__,
-        "gymnasium": gymnasium.__version__,
-        "numpy": numpy.__version__,
-    }
 
 
 def _field_flag(name: str) -> str:

@@ -28,7 +28,15 @@ from ddpg_jax.config import DDPGConfig
 from ddpg_jax.guard import guard_nonfinite, no_nonfinite
 from ddpg_jax.networks import Networks, make_networks
 from ddpg_jax.noise import Noise, NoiseState, make_noise
-from ddpg_jax.types import METRIC_NAMES, Array, HParams, Params, PRNGKey, TrainState, Transition
+from ddpg_jax.types import (
+    METRIC_NAMES,
+    Array,
+    HParams,
+    Params,
+    PRNGKey,
+    TrainState,
+    Transition,
+)
 from ddpg_jax.update import GradientStep, make_gradient_step, normalize_obs
 
 #: Counters that :attr:`Learner.learn` reports beside the metric sums.

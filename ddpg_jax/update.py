@@ -19,7 +19,16 @@ import optax
 from ddpg_jax import losses, normalization
 from ddpg_jax.config import TRACED_FIELDS, DDPGConfig
 from ddpg_jax.networks import Networks
-from ddpg_jax.types import Array, HParams, Metrics, Params, PRNGKey, TrainState, Transition
+from ddpg_jax.types import (
+    Array,
+    HParams,
+    Metrics,
+    Params,
+    PRNGKey,
+    TrainState,
+    Transition,
+)
+
 
 def make_optimizer(max_grad_norm: float, coupled_weight_decay: bool = False
                    ) -> Callable[..., optax.GradientTransformation]:

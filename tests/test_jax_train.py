@@ -8,17 +8,21 @@ import textwrap
 
 import chex
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ddpg_jax import DDPGConfig
+from ddpg_jax import DDPGConfig, make_train
 from ddpg_jax.cli import main
-from ddpg_jax.envs import make
-from ddpg_jax import make_train
+from ddpg_jax.drivers.multi import (
+    make_hparams,
+    run_many,
+    run_seeds,
+    seed_keys,
+    select_run,
+    sweep,
+)
 from ddpg_jax.drivers.schedule import make_schedule
-from ddpg_jax.drivers.multi import (make_hparams, run_many, run_seeds, seed_keys, select_run,
-                                  sweep)
+from ddpg_jax.envs import make
 
 TINY = DDPGConfig(total_steps=600, warmup_steps=200, batch_size=32, hidden_sizes=(16, 16),
                   eval_every=200, eval_episodes=2, buffer_size=1000, num_envs=2)

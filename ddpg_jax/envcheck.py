@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any, Callable, NamedTuple
+import importlib
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
-import gymnasium as gym
 import numpy as np
+
+if TYPE_CHECKING:  # gymnasium is imported where it is used: `import ddpg_jax` stays without it
+    import gymnasium as gym
 
 
 class EnvSpecError(ValueError):
@@ -19,29 +22,74 @@ class EnvSpec(NamedTuple):
     action_high: np.ndarray  # [action_dim] float32
 
 
-EnvFactory = Callable[[], gym.Env]
+EnvFactory = Callable[[], "gym.Env"]
+
+
+def _registered_by(module: str) -> list[str]:
+    """The registered ids whose entry point lives in ``module`` (or a submodule)."""
+    import gymnasium as gym
+
+    ids = []
+    for env_id, spec in gym.registry.items():
+        entry = spec.entry_point
+        where = entry.split(":")[0] if isinstance(entry, str) else getattr(entry, "__module__", "")
+        if where == module or where.startswith(module + "."):
+            ids.append(env_id)
+    return sorted(ids)
+
+
+_ACCEPTED = ("Accepted: an id registered with gymnasium whose action space is a bounded Box "
+             "(e.g. Pendulum-v1, MountainCarContinuous-v0, HalfCheetah-v5 with "
+             "gymnasium[mujoco]; see gymnasium.pprint_registry()), or 'module:EnvId' to import "
+             "the module that registers EnvId first (as gymnasium.make does).")
 
 
 def env_factory(env_id: str, **kwargs: Any) -> EnvFactory:
     """Returns a factory for ``gym.make(env_id, **kwargs)`` after checking the id exists.
 
+    ``env_id`` is a registered id (``"Pendulum-v1"``) or, as ``gymnasium.make``
+    accepts, ``"module:EnvId"``: the module is imported first (it registers
+    ``EnvId`` with ``gymnasium.register``), then the id is checked.
+
     Raises:
-      EnvSpecError: for an unknown id, with the closest registered ids.
+      EnvSpecError: for an unknown id (with the closest registered ids), a
+        module that cannot be imported, or a module that does not register the id.
     """
-    if not isinstance(env_id, str) or env_id not in gym.registry:
-        close = difflib.get_close_matches(str(env_id), list(gym.registry), n=3, cutoff=0.6)
+    import gymnasium as gym
+
+    if not isinstance(env_id, str):
+        raise EnvSpecError(f"environment id {env_id!r} is not a string. {_ACCEPTED}")
+    module, sep, name = env_id.partition(":")
+    if sep:
+        if not module or not name or ":" in name:
+            raise EnvSpecError(f"environment id {env_id!r} is not of the form 'module:EnvId' "
+                               f"(one module name, one colon, one id). {_ACCEPTED}")
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise EnvSpecError(
+                f"environment id {env_id!r}: module {module!r} cannot be imported ({e}). "
+                "With 'module:EnvId' the module must be importable (installed, or on "
+                f"PYTHONPATH) and register {name!r} with gymnasium.register when imported. "
+                f"{_ACCEPTED}") from None
+        if name not in gym.registry:
+            own = _registered_by(module)
+            listed = (f"ids registered from {module!r}: {', '.join(own)}" if own
+                      else f"no registered id has its entry point in {module!r}")
+            raise EnvSpecError(
+                f"environment id {env_id!r}: module {module!r} was imported but {name!r} is not "
+                f"registered ({listed}). {_ACCEPTED}")
+    elif env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise EnvSpecError(
-            f"unknown environment id {env_id!r}.{hint} Accepted: any id registered with "
-            "gymnasium whose action space is a bounded Box (e.g. Pendulum-v1, "
-            "MountainCarContinuous-v0, HalfCheetah-v5 with gymnasium[mujoco]); "
-            "see gymnasium.pprint_registry()."
-        )
+        raise EnvSpecError(f"unknown environment id {env_id!r}.{hint} {_ACCEPTED}")
     return lambda: gym.make(env_id, **kwargs)
 
 
 def make_checked(factory: EnvFactory, name: str = "environment") -> gym.Env:
     """Instantiates one env, turning missing optional dependencies into an EnvSpecError."""
+    import gymnasium as gym
+
     try:
         return factory()
     except gym.error.DependencyNotInstalled as e:
@@ -57,6 +105,8 @@ def check_spaces(observation_space: gym.Space, action_space: gym.Space, name: st
     Raises:
       EnvSpecError: naming the space, what it is, and what is accepted.
     """
+    import gymnasium as gym
+
     if not isinstance(action_space, gym.spaces.Box):
         raise EnvSpecError(
             f"{name} has action space {action_space!r} ({type(action_space).__name__}); DDPG "
@@ -74,8 +124,11 @@ def check_spaces(observation_space: gym.Space, action_space: gym.Space, name: st
         raise EnvSpecError(
             f"{name} has unbounded action space {action_space!r} (low={low}, high={high}); "
             "accepted: finite low and high in every dimension, since the actor's tanh output "
-            "is rescaled to [low, high]. Wrap the env with gymnasium.wrappers.ClipAction or "
-            "RescaleAction to give it bounds."
+            "is rescaled to [low, high]. Give the env the bounds its actions make sense in, "
+            "e.g. gymnasium.wrappers.TransformAction(env, lambda a: np.clip(a, low, high), "
+            "gymnasium.spaces.Box(low, high, shape, np.float32)) with finite low and high. "
+            "(gymnasium's ClipAction does not help: since gymnasium 1.0 it declares an "
+            "unbounded action space itself; RescaleAction refuses unbounded components.)"
         )
     if not np.all(high > low):
         raise EnvSpecError(f"{name} has action bounds with high <= low (low={low}, high={high}); "

@@ -33,6 +33,7 @@ from ddpg_jax.drivers.result import TrainResult, summarize
 from ddpg_jax.drivers.schedule import Schedule, make_schedule
 from ddpg_jax.drivers.session import Callbacks, Session
 from ddpg_jax.drivers.sharding import RunPlacement, place_runs
+from ddpg_jax.export import describe_policy
 from ddpg_jax.envs.core import Environment
 from ddpg_jax.management import RunOptions
 from ddpg_jax.resume import open_for_resume
@@ -101,7 +102,7 @@ def _save(session: Session, placement: RunPlacement, state: LoopState, env_steps
     if session.buffer_in_checkpoint:  # rows past the fill level are zeros: not saved
         items["buffer"] = agent.buffer.replace(packed=trim_rows(
             agent.buffer.packed, int(np.max(agent.buffer.size)), axis=1))
-    session.save(env_steps, items, {})
+    session.save(env_steps, items, {}, obs_stats=agent.train_state.obs_stats)
 
 
 def _evaluate(session: Session, placement: RunPlacement, compiled: Compiled, state: LoopState,
@@ -192,7 +193,9 @@ def train_chunked(
     v = int(placement.fetch(state.env_steps)[0]) // schedule.num_envs
     session = Session(backend="jax", env_id=env_id, config=config, options=options,
                       run_dir=run_dir, callbacks=callbacks, num_seeds=num_seeds,
-                      resumed=checkpoint, start_steps=v * schedule.num_envs)
+                      resumed=checkpoint, start_steps=v * schedule.num_envs,
+                      policy=describe_policy(loop.learner.networks, seed_axis=True,
+                                             train_state="agent/train_state"))
     session.wall_offset += compiled.compile_time_s  # the wall time includes compiling
     start = v * schedule.num_envs
     state, interrupted = _run(session, schedule, placement, compiled, state, v)

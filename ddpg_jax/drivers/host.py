@@ -24,6 +24,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import os
+import warnings
 from typing import Any, Callable, NamedTuple
 
 import gymnasium as gym
@@ -38,6 +39,7 @@ from ddpg_jax.drivers.result import TrainResult, summarize
 from ddpg_jax.drivers.schedule import Schedule, make_schedule
 from ddpg_jax.drivers.session import Callbacks, Session
 from ddpg_jax.envcheck import EnvFactory, EnvSpec, check_env, env_factory
+from ddpg_jax.export import describe_policy
 from ddpg_jax.guard import NonFiniteError, check_host_transition
 from ddpg_jax.learner import COUNT_NAMES, AgentState, Learner, make_learner
 from ddpg_jax.management import RunOptions
@@ -170,7 +172,8 @@ def real_next_obs(obs: np.ndarray, done: np.ndarray, info: dict[str, Any]) -> np
 
 
 def evaluate_policy(act: Callable[[Any, np.ndarray], Array], policy: Any, factory: EnvFactory,
-                    episodes: int, seed: int) -> np.ndarray:
+                    episodes: int, seed: int,
+                    prepare: Callable[[gym.Env], Any] | None = None) -> np.ndarray:
     """Runs ``episodes`` deterministic episodes (one per sub-env) and returns their returns.
 
     Args:
@@ -180,9 +183,14 @@ def evaluate_policy(act: Callable[[Any, np.ndarray], Array], policy: Any, factor
       episodes: number of episodes, run side by side.
       seed: seed of the first env (``seed + i`` for the others); the same at
         every call, so successive evaluations face the same initial states.
+      prepare: called with each new sub-env before its first reset (the training
+        loop copies its envs' normalisation statistics in, frozen).
     """
     envs = vector_env(factory, episodes)
     try:
+        if prepare is not None:
+            for env in envs.envs:
+                prepare(env)
         obs, _ = envs.reset(seed=seed)
         returns = np.zeros(episodes, np.float64)
         running = np.ones(episodes, bool)
@@ -209,6 +217,15 @@ class _Run:
     schedule: Schedule
     session: Session
     compiling: list[concurrent.futures.Future]  # background compiles (see compile_ahead)
+
+    def eval_prepare(self, env: gym.Env) -> None:
+        """Gives an evaluation env the training normalisation statistics, frozen.
+
+        The statistics of ``NormalizeObservation`` / ``NormalizeReward`` wrappers in the
+        user's factory come from training sub-env 0 (see :func:`gym_state.copy_statistics`);
+        a fresh evaluation env would otherwise normalise with statistics of its own.
+        """
+        gym_state.copy_statistics(self.envs.envs[0], env, freeze=True)
 
 
 def _recent_return(host: HostState) -> float | None:
@@ -263,7 +280,8 @@ def _save(run: _Run, host: HostState, carry: HostCarry) -> HostCarry:
             packed=trim_rows(agent.buffer.packed, int(agent.buffer.size)))
     meta = {"updates": int(agent.train_state.step), "rng_state": run.rng.bit_generator.state,
             "envs": gym_state.snapshot_vector(run.envs)}
-    session.save(host.env_steps, items, meta, host=host.to_json())
+    session.save(host.env_steps, items, meta, host=host.to_json(),
+                 obs_stats=agent.train_state.obs_stats)
     return carry
 
 
@@ -280,7 +298,8 @@ def _at_point(run: _Run, host: HostState, carry: HostCarry) -> HostCarry:
     run.session.chunk(host.env_steps, updates, sums, _recent_return(host))
     if evaluate and not run.session.evaluated_at(host.env_steps):
         returns = evaluate_policy(run.fns.policy, carry.agent.train_state, run.factory,
-                                  run.config.eval_episodes, run.config.seed + EVAL_SEED_OFFSET)
+                                  run.config.eval_episodes, run.config.seed + EVAL_SEED_OFFSET,
+                                  prepare=run.eval_prepare)
         run.session.evaluation(host.env_steps, updates, returns, _recent_return(host))
     if save and not run.session.saved_at(host.env_steps):
         carry = _save(run, host, carry)
@@ -331,7 +350,11 @@ def _learn(run: _Run, host: HostState, carry: HostCarry) -> tuple[HostCarry, boo
 
 def _restore(run: _Run, checkpoint: Checkpoint, host: HostState,
              carry: HostCarry) -> tuple[HostState, HostCarry]:
-    """The loop's state from a checkpoint; sub-envs that cannot be restored start new episodes."""
+    """The loop's state from a checkpoint.
+
+    Sub-envs that cannot be restored exactly (see :mod:`ddpg_jax.gym_state`) start new
+    episodes, and one :class:`~ddpg_jax.gym_state.InexactResumeWarning` says which and why.
+    """
     meta, config = checkpoint.meta, run.config
     agent = carry.agent
     template = {"carry": carry._replace(agent=agent._replace(buffer=None)), "obs": host.obs,
@@ -354,9 +377,12 @@ def _restore(run: _Run, checkpoint: Checkpoint, host: HostState,
         carry = carry._replace(env_steps=jnp.asarray(host.env_steps, jnp.int32))
         host.phase = "warmup"
         host.warm_until = host.env_steps + run.schedule.warmup * config.num_envs
-    exact = gym_state.restore_vector(run.envs, meta.get("envs", []))
+    restored = gym_state.restore_envs(run.envs, meta.get("envs", []))
+    message = gym_state.inexact_message(restored, f"checkpoint {checkpoint.path}")
+    if message is not None:  # once per resume, for all sub-envs together
+        warnings.warn(message, gym_state.InexactResumeWarning, stacklevel=4)
     redraw = False
-    for i in np.flatnonzero(~np.asarray(exact, bool)):
+    for i in np.flatnonzero(~np.asarray(restored.continued, bool)):
         o, _ = run.envs.envs[i].reset(seed=config.seed + 7919 * (checkpoint.step + 1) + int(i))
         host.obs[i] = np.asarray(o, np.float32)
         host.running_return[i] = 0.0
@@ -413,7 +439,9 @@ def train_host(
     carry = carry_shapes._replace(agent=jax.jit(learner.init)(init_key))
     session = Session(backend="gymnasium", env_id=env_id, config=config, options=options,
                       run_dir=run_dir, callbacks=callbacks, resumed=checkpoint,
-                      start_steps=checkpoint.step if checkpoint else 0)
+                      start_steps=checkpoint.step if checkpoint else 0,
+                      policy=describe_policy(learner.networks, seed_axis=False,
+                                             train_state="carry/agent/train_state"))
     run = _Run(config, spec, factory, vector_env(factory, n), np.random.default_rng(config.seed),
                fns, schedule, session, compiling)
     try:

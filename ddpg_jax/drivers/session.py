@@ -18,6 +18,7 @@ import jax
 
 from ddpg_jax.checkpoint import Checkpoint, CheckpointError, CheckpointManager, checkpoint_dir
 from ddpg_jax.config import DDPGConfig
+from ddpg_jax.export import policy_record
 from ddpg_jax.guard import raise_if_nonfinite
 from ddpg_jax.management import RunOptions
 from ddpg_jax.records import MetricWindow, chunk_record, evaluation_record, log_line
@@ -55,12 +56,17 @@ class Session:
       num_seeds: runs trained at once.
       resumed: the checkpoint this session continues, if any.
       start_steps: environment steps done when the session starts.
+      policy: the driver's description of the policy
+        (:func:`ddpg_jax.export.describe_policy`); each checkpoint's meta then
+        holds a ``policy`` record, so the policy loads without the env.
     """
 
     def __init__(self, *, backend: str, env_id: str, config: DDPGConfig, options: RunOptions,
                  run_dir: str | os.PathLike | None, callbacks: Callbacks, num_seeds: int = 1,
-                 resumed: Checkpoint | None = None, start_steps: int = 0):
+                 resumed: Checkpoint | None = None, start_steps: int = 0,
+                 policy: dict[str, Any] | None = None):
         self.backend, self.env_id, self.config = backend, env_id, config
+        self.run_dir, self.policy = run_dir, policy
         self.callbacks, self.num_seeds = callbacks, num_seeds
         self.evaluations: list[dict[str, Any]] = []
         self.eval_window = MetricWindow()
@@ -142,8 +148,11 @@ class Session:
                 and self.last_checkpoint.name == f"step_{env_steps:012d}")
 
     def save(self, env_steps: int, items: dict[str, Any], meta: dict[str, Any],
-             host: dict[str, Any] | None = None) -> None:
-        """Writes a checkpoint (on process 0 only) with the session's own state in its meta."""
+             host: dict[str, Any] | None = None, obs_stats: Any = None) -> None:
+        """Writes a checkpoint (on process 0 only) with the session's own state in its meta.
+
+        ``obs_stats``: the train state's observation statistics, for the policy record.
+        """
         if self.manager is None or jax.process_index() != 0:
             return
         evals = self.evaluations
@@ -152,6 +161,8 @@ class Session:
             "num_seeds": self.num_seeds, "env_steps": env_steps,
             "eval_return": evals[-1]["eval_return_mean"] if self.evaluated_at(env_steps) else None,
             **meta,
+            **({"policy": policy_record(self.policy, self.config, obs_stats, self.run_dir)}
+               if self.policy is not None else {}),
             "host": {"evaluations": evals, "eval_window": self.eval_window.to_json(),
                      "wall_time_s": self.wall_time(), **(host or {})},
         }

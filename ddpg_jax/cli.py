@@ -1,50 +1,63 @@
-"""The ``ddpg-jax`` command."""
+"""The ``ddpg-jax`` command: its arguments, the train, evaluate, plot and export commands.
+
+Reading a ``--config`` file is in :mod:`ddpg_jax.config_file`, the ``--sweep`` command in
+:mod:`ddpg_jax.sweep_command`, run directories in :mod:`ddpg_jax.run_dirs`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as _dt
 import difflib
-import json
-import os
 import shlex
+import shutil
 import signal
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from ddpg_jax.checkpoint import Checkpoint, CheckpointError, open_checkpoint
-from ddpg_jax.config import (FIELD_NAMES, GROUPS, PRESETS, ConfigError, DDPGConfig, describe,
-                             parse_field, preset)
+from ddpg_jax.config import (FIELD_NAMES, GROUPS, PRESETS, TRACED_FIELDS, ConfigError,
+                             DDPGConfig, check_field, describe, parse_field, preset)
+from ddpg_jax.config_file import ConfigFile, load_config_file
 from ddpg_jax.envcheck import EnvSpecError
-from ddpg_jax.resume import open_for_resume
-from ddpg_jax.versions import versions
 from ddpg_jax.guard import NonFiniteError
 from ddpg_jax.management import RunOptions, RunOptionsError, StopSignals
-from ddpg_jax.metrics_io import TENSORBOARD_HINT, MissingExtraError
+from ddpg_jax.metrics_io import (TENSORBOARD_HINT, WANDB_HINT, LoggerError, MissingExtraError,
+                                 wandb_available)
+from ddpg_jax.resume import open_for_resume
+from ddpg_jax.run_dirs import SavedRun, locate_resume, prepare_out_dir, read_saved_run, write_json
+from ddpg_jax.sweep_command import run_sweep, sweep_grid
+from ddpg_jax.usage import BACKENDS, EXIT_USAGE, UsageError, field_flag, flag_fields
+from ddpg_jax.versions import versions
 
-EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """Bad command-line input; printed as one paragraph, exit code 2."""
-
-
-def _field_flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+#: Exit code of a run stopped by non-finite values (bad input exits with EXIT_USAGE).
+EXIT_NONFINITE = 1
 
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ddpg-jax", description="Functional DDPG in JAX: train on gymnasium environments.")
+    parser.add_argument("--version", action="version", version=version_line(),
+                        help="print the versions of ddpg-jax, jax and flax on one line and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_train_parser(sub)
+    _add_evaluate_parser(sub)
+    _add_plot_parser(sub)
+    _add_export_parser(sub)
+    return parser
+
+
+def _add_train_parser(sub: Any) -> None:
     tr = sub.add_parser(
         "train", help="train a policy", allow_abbrev=False,
         description="Train DDPG. Every DDPGConfig field can be set as --field-name VALUE "
-                    "(hidden sizes as comma-separated integers, e.g. --hidden-sizes 256,256).")
+                    "(hidden sizes as comma-separated integers, e.g. --hidden-sizes 256,256). "
+                    "Precedence, whatever the order on the line: command-line flags, then the "
+                    "--config file, then the preset, then the defaults.")
     tr.add_argument("--env", default=None, metavar="ENV_ID",
-                    help="gymnasium environment id (required unless --resume)")
+                    help="gymnasium environment id (required unless --resume, or given by "
+                         "--config)")
     tr.add_argument("--preset", default=None, metavar="NAME",
                     help=f"starting settings: {' | '.join(PRESETS)} (default: default)")
     tr.add_argument("--out", default=None, metavar="DIR",
@@ -58,6 +71,24 @@ def _build_parser() -> argparse.ArgumentParser:
                          "run as compiled chunks over a built-in JAX env)")
     tr.add_argument("--num-seeds", default=None, metavar="N",
                     help="jax backend: independent seeds trained at once (default 1)")
+    tr.add_argument("--config", default=None, metavar="FILE",
+                    help="settings from a JSON or YAML file (.json, .yaml, .yml): a mapping of "
+                         "config fields, optionally with env_id, preset, backend, num_seeds, "
+                         "sweep and run_options; or a run's own config.json, to re-run it "
+                         "(ddpg-jax train --config runs/A/config.json --out runs/B). Flags "
+                         "given on the command line override the file's values, before or "
+                         "after --config")
+    tr.add_argument("--sweep", action="append", default=None, metavar="FIELD=V1,V2[,...]",
+                    help="jax backend only: train every listed value of a traced field; repeat "
+                         "for a grid over several fields (every setting x --num-seeds in one "
+                         "compiled program, the same seeds for every setting). Sweepable: "
+                         f"{', '.join(TRACED_FIELDS)}. Each setting's results go to "
+                         "summary.json; a sweep writes no checkpoints and cannot be resumed")
+    _add_run_management_args(tr)
+    _add_config_field_args(tr)
+
+
+def _add_run_management_args(tr: argparse.ArgumentParser) -> None:
     rm = tr.add_argument_group("run management (not part of the config)")
     rm.add_argument("--resume", default=None, metavar="DIR",
                     help="continue the run in DIR (a run directory, or one of its checkpoints); "
@@ -73,6 +104,15 @@ def _build_parser() -> argparse.ArgumentParser:
     rm.add_argument("--tensorboard", action="store_true",
                     help="also write TensorBoard events to DIR/tensorboard "
                          "(pip install 'ddpg-jax[tensorboard]')")
+    rm.add_argument("--wandb", default=None, metavar="PROJECT",
+                    help="also log the config, the evaluation and training records and the "
+                         "summary to this Weights & Biases project (pip install "
+                         "'ddpg-jax[wandb]'); WANDB_MODE=offline logs locally, to upload later "
+                         "with wandb sync")
+
+
+def _add_config_field_args(tr: argparse.ArgumentParser) -> None:
+    """One --field-name VALUE flag per config field, in one argument group per field group."""
     groups = {g: tr.add_argument_group(f"config fields: {g}") for g in GROUPS}
     for name in FIELD_NAMES:
         d = describe(name)
@@ -80,10 +120,12 @@ def _build_parser() -> argparse.ArgumentParser:
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         traced = "; traced: sweepable in one program" if d["traced"] else ""
         groups[d["group"]].add_argument(
-            _field_flag(name), dest=f"cfg_{name}", default=None, metavar="VALUE",
+            field_flag(name), dest=f"cfg_{name}", default=None, metavar="VALUE",
             help=f"{d['doc']} (default: {shown}; accepted: {d['accepted']}{traced})".replace(
                 "%", "%%"))
 
+
+def _add_evaluate_parser(sub: Any) -> None:
     ev = sub.add_parser(
         "evaluate", help="evaluate a saved policy", allow_abbrev=False,
         description="Run deterministic episodes with the policy of a checkpoint and print the "
@@ -103,6 +145,8 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="record every episode as a video in DIR "
                          "(pip install 'ddpg-jax[video]')")
 
+
+def _add_plot_parser(sub: Any) -> None:
     pl = sub.add_parser(
         "plot", help="plot learning curves of runs", allow_abbrev=False,
         description="Draw evaluation return against environment steps for one or more run "
@@ -112,16 +156,64 @@ def _build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--out", default="curves.png", metavar="FILE",
                     help="image file to write (default: curves.png)")
     pl.add_argument("--title", default=None, help="figure title")
-    return parser
 
 
-def _config_from_args(args: argparse.Namespace) -> DDPGConfig:
-    overrides: dict[str, Any] = {}
-    for name in FIELD_NAMES:
-        text = getattr(args, f"cfg_{name}")
-        if text is not None:
-            overrides[name] = parse_field(name, text)
-    return preset(args.preset or "default", **overrides).validate()
+def _add_export_parser(sub: Any) -> None:
+    ex = sub.add_parser(
+        "export", help="export a saved policy as a jax.export file", allow_abbrev=False,
+        description="Serialise the deterministic policy of a checkpoint (observation "
+                    "normalisation and action bounds inside) with jax.export, for CPU and CUDA "
+                    "and any batch size, to FILE, with its description in FILE.json. Load it "
+                    "with ddpg_jax.load_policy(FILE), which needs neither gymnasium nor the env.")
+    ex.add_argument("--checkpoint", required=True, metavar="DIR",
+                    help="a checkpoint directory, or a run directory (its latest checkpoint, "
+                         "or the best with --select best)")
+    ex.add_argument("--out", required=True, metavar="FILE",
+                    help="file to write (and FILE.json beside it); refused if either exists "
+                         "unless --force")
+    ex.add_argument("--select", default="latest", choices=("latest", "best"),
+                    help="which checkpoint of a run directory (default: latest)")
+    ex.add_argument("--seed-index", default=None, metavar="I",
+                    help="which seed of a multi-seed (jax backend) checkpoint (default 0)")
+    ex.add_argument("--force", action="store_true",
+                    help="replace an existing FILE and FILE.json")
+
+
+def version_line() -> str:
+    """``ddpg-jax X.Y.Z (jax A.B.C, flax D.E.F)``."""
+    import flax
+    import jax
+
+    from ddpg_jax import __version__
+
+    return f"ddpg-jax {__version__} (jax {jax.__version__}, flax {flax.__version__})"
+
+
+def _config_from_args(args: argparse.Namespace, file: ConfigFile | None = None,
+                      preset_name: str | None = None) -> DDPGConfig:
+    """The preset, under the file's fields, under the flags' fields; validated."""
+    flags = flag_fields(args)
+    preset_name = preset_name or args.preset or "default"
+    if file is None:
+        return preset(preset_name, **flags).validate()
+    for name, value in flags.items():  # a bad flag is named as a flag, not as the file's
+        check_field(name, value)
+    try:
+        return preset(preset_name, **{**file.fields, **flags}).validate()
+    except ConfigError as e:
+        where = f"{file.path} with the command-line flags" if flags else file.path
+        raise ConfigError(f"--config {where}: {e}") from None
+
+
+def _wandb_project(args: argparse.Namespace) -> str | None:
+    if args.wandb is None:
+        return None
+    if not args.wandb.strip():
+        raise UsageError("--wandb needs a project name; accepted: --wandb PROJECT.")
+    if not wandb_available():
+        raise MissingExtraError(f"--wandb {args.wandb} needs the wandb package, which is not "
+                                f"installed: {WANDB_HINT}. Nothing was started.")
+    return args.wandb
 
 
 def _unknown_args_error(unknown: list[str]) -> UsageError:
@@ -132,44 +224,17 @@ def _unknown_args_error(unknown: list[str]) -> UsageError:
     name = flags[0].lstrip("-").replace("-", "_").split("=")[0]
     known = [*FIELD_NAMES, *TRAIN_OPTIONS]
     close = difflib.get_close_matches(name, known, n=1)
-    hint = f" Did you mean {_field_flag(close[0])}?" if close else ""
+    hint = f" Did you mean {field_flag(close[0])}?" if close else ""
     return UsageError(
         f"unknown option {flags[0]!r}.{hint} Accepted: "
-        f"{', '.join(_field_flag(n) for n in TRAIN_OPTIONS)} and the "
-        f"config fields {', '.join(_field_flag(n) for n in FIELD_NAMES)}."
+        f"{', '.join(field_flag(n) for n in TRAIN_OPTIONS)} and the "
+        f"config fields {', '.join(field_flag(n) for n in FIELD_NAMES)}."
     )
 
 
-TRAIN_OPTIONS = ("env", "preset", "out", "quiet", "backend", "num_seeds", "resume",
-                 "checkpoint_every", "keep_checkpoints", "no_buffer_in_checkpoint", "tensorboard")
-
-
-def _prepare_out_dir(out: str | None, env_id: str, config: DDPGConfig, preset_name: str) -> Path:
-    if out is None:
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        safe_env = env_id.replace("/", "_").replace(":", "_")
-        out = os.path.join("runs", f"{safe_env}-{preset_name}-seed{config.seed}-{stamp}")
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"--out {out!r} exists and is not a directory; accepted: a new or "
-                         "empty directory.")
-    if path.is_dir() and any(path.iterdir()):
-        raise UsageError(f"--out {out!r} already holds files (an earlier run?); refusing to "
-                         "overwrite them. Accepted: a new or empty directory; to continue a run, "
-                         f"use --resume {out}.")
-    return path
-
-
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    # Write then rename, so a crash never leaves a half-written file behind.
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
-
-BACKENDS = ("gymnasium", "jax")
-#: Exit code of a run stopped by non-finite values (bad input exits with EXIT_USAGE).
-EXIT_NONFINITE = 1
+TRAIN_OPTIONS = ("env", "preset", "out", "quiet", "backend", "num_seeds", "config", "sweep",
+                 "resume", "checkpoint_every", "keep_checkpoints", "no_buffer_in_checkpoint",
+                 "tensorboard", "wandb")
 
 
 def _num_seeds(text: str | None, backend: str) -> int:
@@ -237,22 +302,42 @@ class _RunPlan:
     config: DDPGConfig
     options: RunOptions
     resume: Checkpoint | None = None
+    sweep: dict[str, list[float]] | None = None  # traced field -> values (a grid)
+    wandb: str | None = None  # Weights & Biases project
 
 
 def _new_plan(args: argparse.Namespace) -> _RunPlan:
-    if args.env is None:
-        raise UsageError("train needs --env ENV_ID (or --resume DIR to continue a run).")
-    backend = args.backend or "gymnasium"
+    file = load_config_file(args.config) if args.config is not None else None
+    env_id = args.env if args.env is not None else (file.env_id if file else None)
+    if env_id is None:
+        raise UsageError("train needs --env ENV_ID (or --resume DIR to continue a run, or "
+                         "--config FILE with an env_id).")
+    backend = args.backend or (file.backend if file else None) or "gymnasium"
     if backend not in BACKENDS:
         raise UsageError(f"--backend {backend!r} is not known; accepted: "
                          f"{' | '.join(BACKENDS)}.")
-    num_seeds = _num_seeds(args.num_seeds, backend)
-    config = _config_from_args(args)
-    options = _run_options(args)
-    _check_env(backend, args.env, config)
-    preset_name = args.preset or "default"
-    out = _prepare_out_dir(args.out, args.env, config, preset_name)
-    return _RunPlan(out, args.env, preset_name, backend, num_seeds, config, options)
+    if args.num_seeds is None and file is not None and file.num_seeds is not None:
+        num_seeds = file.num_seeds
+        if num_seeds > 1 and backend != "jax":
+            raise UsageError(f"--config {file.path}: num_seeds = {num_seeds} needs the jax "
+                             f"backend, and the backend is {backend}; the gymnasium backend "
+                             "trains one seed per process.")
+    else:
+        num_seeds = _num_seeds(args.num_seeds, backend)
+    preset_name = args.preset or (file.preset if file else None) or "default"
+    if (file is not None and file.run_file and args.preset is not None
+            and args.preset != (file.preset or "default")):
+        raise UsageError(
+            f"--preset {args.preset} cannot apply to --config {file.path}: a run's config.json "
+            f"lists every field (that run started from preset {file.preset or 'default'}), so "
+            "another preset would change only the name. Accepted: the fields to change as "
+            "flags, or a file with only the fields you mean to set.")
+    config = _config_from_args(args, file, preset_name)
+    grid = sweep_grid(args, file, backend, config)
+    options = _run_options(args, file.run_options if file else None)
+    _check_env(backend, env_id, config)
+    out = prepare_out_dir(args.out, env_id, config, preset_name)
+    return _RunPlan(out, env_id, preset_name, backend, num_seeds, config, options, sweep=grid)
 
 
 def _check_env(backend: str, env_id: str, config: DDPGConfig) -> None:
@@ -270,39 +355,42 @@ def _check_env(backend: str, env_id: str, config: DDPGConfig) -> None:
 
 
 def _resume_plan(args: argparse.Namespace) -> _RunPlan:
-    from ddpg_jax.checkpoint import CHECKPOINTS, checkpoint_dir, latest, list_checkpoints
-
-    path = Path(args.resume)
-    if (path / "config.json").is_file():
-        run_dir, ckpt_path = path, None
-    elif path.parent.name == CHECKPOINTS and (path.parent.parent / "config.json").is_file():
-        run_dir, ckpt_path = path.parent.parent, path
-    else:
-        raise UsageError(f"--resume {args.resume!r} is neither a run directory (with config.json) "
-                         "nor a checkpoint inside one; accepted: a directory written by "
-                         "`ddpg-jax train`, or one of its checkpoints/step_* directories.")
+    run_dir, ckpt_path = locate_resume(args.resume)
     if args.out is not None:
         raise UsageError(f"--out cannot be combined with --resume: the resumed run continues in "
                          f"its own directory, {run_dir}.")
-    try:
-        saved = json.loads((run_dir / "config.json").read_text())
-        env_id, base = saved["env_id"], DDPGConfig.from_dict(saved["config"])
-        backend = saved.get("backend", "gymnasium")
-        preset_name = saved.get("preset", "default")
-        num_seeds = int(saved.get("num_seeds", 1))
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UsageError(f"{run_dir / 'config.json'} cannot be read ({e}); it is not a run "
-                         "directory that can be resumed.") from None
+    saved = read_saved_run(run_dir)
+    conflicts, total = _resume_conflicts(args, saved)
+    if conflicts:
+        raise UsageError(
+            f"--resume continues the run in {run_dir} with its saved settings, and these options "
+            f"differ from them: {'; '.join(conflicts)}. Accepted with --resume: the run's own "
+            "values, --total-steps to extend the run, and the run-management options.")
+    config = saved.config.replace(total_steps=total).validate()
+    options = _run_options(args, saved.run_options)
+    checkpoint = _resume_checkpoint(run_dir, ckpt_path, saved, config)
+    if config.total_steps <= checkpoint.step:
+        raise UsageError(
+            f"the run in {run_dir} already reached {checkpoint.step} environment steps "
+            f"(total_steps {config.total_steps}); to extend it pass --total-steps N with "
+            f"N > {checkpoint.step}.")
+    _check_env(saved.backend, saved.env_id, config)
+    return _RunPlan(run_dir, saved.env_id, saved.preset, saved.backend, saved.num_seeds, config,
+                    options, checkpoint)
+
+
+def _resume_conflicts(args: argparse.Namespace, saved: SavedRun) -> tuple[list[str], int]:
+    """The options that differ from the saved run's settings, and the new total_steps."""
     conflicts = []
-    if args.env is not None and args.env != env_id:
-        conflicts.append(f"--env {args.env} (the run's: {env_id})")
-    if args.backend is not None and args.backend != backend:
-        conflicts.append(f"--backend {args.backend} (the run's: {backend})")
-    if args.preset is not None and args.preset != preset_name:
-        conflicts.append(f"--preset {args.preset} (the run's: {preset_name})")
-    if args.num_seeds is not None and _num_seeds(args.num_seeds, backend) != num_seeds:
-        conflicts.append(f"--num-seeds {args.num_seeds} (the run's: {num_seeds})")
-    total = base.total_steps
+    if args.env is not None and args.env != saved.env_id:
+        conflicts.append(f"--env {args.env} (the run's: {saved.env_id})")
+    if args.backend is not None and args.backend != saved.backend:
+        conflicts.append(f"--backend {args.backend} (the run's: {saved.backend})")
+    if args.preset is not None and args.preset != saved.preset:
+        conflicts.append(f"--preset {args.preset} (the run's: {saved.preset})")
+    if args.num_seeds is not None and _num_seeds(args.num_seeds, saved.backend) != saved.num_seeds:
+        conflicts.append(f"--num-seeds {args.num_seeds} (the run's: {saved.num_seeds})")
+    base, total = saved.config, saved.config.total_steps
     for name in FIELD_NAMES:
         text = getattr(args, f"cfg_{name}")
         if text is None:
@@ -311,21 +399,23 @@ def _resume_plan(args: argparse.Namespace) -> _RunPlan:
         if name == "total_steps":
             total = value
         elif value != getattr(base, name):
-            conflicts.append(f"{_field_flag(name)} {text} (the run's: {getattr(base, name)})")
-    if conflicts:
-        raise UsageError(
-            f"--resume continues the run in {run_dir} with its saved settings, and these options "
-            f"differ from them: {'; '.join(conflicts)}. Accepted with --resume: the run's own "
-            "values, --total-steps to extend the run, and the run-management options.")
-    config = base.replace(total_steps=total).validate()
-    options = _run_options(args, saved.get("run_options"))
+            conflicts.append(f"{field_flag(name)} {text} (the run's: {getattr(base, name)})")
+    return conflicts, total
+
+
+def _resume_checkpoint(run_dir: Path, ckpt_path: Path | None, saved: SavedRun,
+                       config: DDPGConfig) -> Checkpoint:
+    """The checkpoint to resume from (the run's latest unless given), checked against the run."""
+    from ddpg_jax.checkpoint import checkpoint_dir, latest, list_checkpoints
+
     ckpt_path = ckpt_path or latest(checkpoint_dir(run_dir))
     if ckpt_path is None:
         raise UsageError(f"run directory {run_dir} has no checkpoint to resume from.")
+    backend, total = saved.backend, config.total_steps
     try:
         checkpoint = open_checkpoint(ckpt_path)
-        open_for_resume(checkpoint, backend=backend, env_id=env_id,
-                        num_seeds=num_seeds if backend == "jax" else None,
+        open_for_resume(checkpoint, backend=backend, env_id=saved.env_id,
+                        num_seeds=saved.num_seeds if backend == "jax" else None,
                         config=config.replace(total_steps=max(total, checkpoint.step + 1)))
     except (CheckpointError, ConfigError, KeyError, TypeError) as e:
         others = [p for _, p in list_checkpoints(checkpoint_dir(run_dir)) if p != Path(ckpt_path)]
@@ -334,40 +424,74 @@ def _resume_plan(args: argparse.Namespace) -> _RunPlan:
         message = str(e) if not isinstance(e, (KeyError, TypeError)) else (
             f"checkpoint {ckpt_path} has unreadable metadata ({e}).")
         raise CheckpointError(f"{message}{hint}") from None
-    if config.total_steps <= checkpoint.step:
-        raise UsageError(
-            f"the run in {run_dir} already reached {checkpoint.step} environment steps "
-            f"(total_steps {config.total_steps}); to extend it pass --total-steps N with "
-            f"N > {checkpoint.step}.")
-    _check_env(backend, env_id, config)
-    return _RunPlan(run_dir, env_id, preset_name, backend, num_seeds, config, options, checkpoint)
+    return checkpoint
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if args.resume is not None:
+        if args.config is not None:
+            raise UsageError(f"--config cannot be combined with --resume: the resumed run's "
+                             f"settings come from {args.resume}. To train its settings anew, "
+                             f"use --config {args.resume}/config.json --out NEW_DIR.")
+        if args.sweep:
+            raise UsageError("--sweep cannot be combined with --resume: sweeps are not "
+                             "resumable (one compiled program, no checkpoints).")
+    wandb = _wandb_project(args)
     plan = _resume_plan(args) if args.resume is not None else _new_plan(args)
+    plan.wandb = wandb
     return _execute(plan, args.quiet)
+
+
+def _open_runlog(plan: _RunPlan, info: dict[str, Any], start: int):
+    """The run's logs; if wandb cannot start, a new run directory is removed again."""
+    from ddpg_jax.metrics_io import RunLog
+
+    out = plan.out
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        return RunLog(out, tensorboard=plan.options.tensorboard,
+                      resume_step=start if plan.resume is not None else None,
+                      wandb_project=plan.wandb, wandb_config=info)
+    except LoggerError:
+        if plan.resume is None:  # the directory was new or empty: leave it so
+            if created:
+                shutil.rmtree(out, ignore_errors=True)
+            else:
+                for child in out.iterdir():
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+        raise
 
 
 def _execute(plan: _RunPlan, quiet: bool) -> int:
     """Runs a checked plan: writes config.json, trains with logs, progress and signals."""
-    from ddpg_jax.metrics_io import Progress, RunLog
+    from ddpg_jax.metrics_io import Progress
 
     out, config = plan.out, plan.config
-    out.mkdir(parents=True, exist_ok=True)
     info: dict[str, Any] = {"env_id": plan.env_id, "preset": plan.preset, "backend": plan.backend,
                             "config": config.to_dict()}
     if plan.backend == "jax":
         info["num_seeds"] = plan.num_seeds
+    if plan.sweep is not None:
+        info["sweep"] = plan.sweep
     info["run_options"] = {k: v for k, v in plan.options.to_dict().items() if k != "progress"}
-    _write_json(out / "config.json", info)
     start = plan.resume.step if plan.resume is not None else 0
-    runlog = RunLog(out, tensorboard=plan.options.tensorboard,
-                    resume_step=start if plan.resume is not None else None)
+    runlog = _open_runlog(plan, info, start)
+    write_json(out / "config.json", info)
+    if plan.sweep is not None:
+        try:
+            return run_sweep(plan, quiet, runlog)
+        finally:
+            runlog.close()
     progress = Progress(config.total_steps, start, enabled=plan.options.progress)
     say = None if quiet else progress.write
     if say is not None and plan.resume is not None:
         say(f"resuming {out} from {plan.resume.path.name} ({start} env steps) up to "
             f"{config.total_steps} env steps")
+    elif say is not None and progress.active and plan.backend != "jax":
+        # On a terminal, say what the first seconds are spent on (the jax backend says
+        # "compiling" below).
+        say(f"compiling and warming up ({config.warmup_steps} random steps)...")
 
     def on_evaluation(record: dict[str, Any]) -> None:
         runlog.evaluation(record)
@@ -410,7 +534,8 @@ def _train(plan: _RunPlan, say, signals: StopSignals, runlog, progress, on_evalu
          "evaluations": [{k: r[k] for k in ("env_steps", "eval_return_mean", "eval_return_std")}
                          for r in result.evaluations],
          "devices": [str(d) for d in jax.devices()], "versions": versions()}
-    _write_json(plan.out / "summary.json", s)
+    write_json(plan.out / "summary.json", s)
+    runlog.summary({k: v for k, v in s.items() if k != "evaluations"})
     per_seed = ", ".join(f"{x:.1f}" for x in s["final_eval_return_per_seed"])
     seeds = (f"{num_seeds} seed(s) from seed {config.seed}" if plan.backend == "jax"
              else f"seed {config.seed}")
@@ -458,7 +583,21 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "plot": _cmd_plot}
+def _cmd_export(args: argparse.Namespace) -> int:
+    from ddpg_jax.export import export_checkpoint
+
+    seed_index = _int_option("--seed-index", args.seed_index, 0)
+    out, meta = export_checkpoint(args.checkpoint, args.out, which=args.select,
+                                  seed_index=seed_index or 0, force=args.force)
+    src = meta["source"]
+    print(f"exported the policy of {src['checkpoint']} ({src['step']} env steps, seed "
+          f"{src['seed_index']}) for {', '.join(meta['platforms'])} to {out} "
+          f"({meta['size']} bytes; description in {out}.json)")
+    return 0
+
+
+COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "plot": _cmd_plot,
+            "export": _cmd_export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -476,7 +615,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command not in COMMANDS:
             raise UsageError(f"unknown command {args.command!r}")
         return COMMANDS[args.command](args)
-    except (UsageError, ConfigError, EnvSpecError, CheckpointError, MissingExtraError) as e:
+    except (UsageError, ConfigError, EnvSpecError, CheckpointError, MissingExtraError,
+            LoggerError) as e:
         print(f"ddpg-jax: error: {_one_paragraph(e)}", file=sys.stderr)
         return EXIT_USAGE
     except NonFiniteError as e:

@@ -327,6 +327,30 @@ def _check_type(name: str, value: Any, kind: type) -> None:
         )
 
 
+def field_type(name: str) -> type:
+    """The Python type of field ``name``: int, float, str, bool or tuple (of ints).
+
+    Raises:
+      ConfigError: for an unknown field.
+    """
+    _check_names({name: None})
+    return _FIELD_TYPES[name]
+
+
+def check_field(name: str, value: Any) -> None:
+    """Checks one field's value: its type, then its range, with :meth:`DDPGConfig.validate`'s
+    messages (the checks across fields aside).
+
+    Raises:
+      ConfigError: for an unknown field, or a value of the wrong type or out of range.
+    """
+    _check_type(name, value, field_type(name))
+    f = DDPGConfig.__dataclass_fields__[name]
+    if not f.metadata["check"](value):
+        raise ConfigError(f"{name} = {value!r} is out of range; accepted: "
+                          f"{f.metadata['accepted']}.")
+
+
 def parse_field(name: str, text: str) -> Any:
     """Parses a command-line string into the type of field ``name``.
 

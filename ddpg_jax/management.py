@@ -39,8 +39,7 @@ class RunOptions:
         resume; without it a resumed run refills the buffer with a new warm-up).
       tensorboard: also write TensorBoard event files (``pip install
         'ddpg-jax[tensorboard]'``).
-      progress: show a progress bar when stdout is a terminal (``pip install
-        'ddpg-jax[progress]'``).
+      progress: show a progress bar (rich) when stdout is a terminal.
     """
 
     checkpoint_every: int | None = None

@@ -9,7 +9,10 @@ A run directory receives, as training goes:
   training between two log points (evaluations and checkpoints): losses, Q
   values, gradient norms, the recent training-episode return, steps per second;
 * ``tensorboard/``: the same scalars as TensorBoard events, with
-  ``--tensorboard`` (``pip install 'ddpg-jax[tensorboard]'``).
+  ``--tensorboard`` (``pip install 'ddpg-jax[tensorboard]'``);
+* ``wandb/``: the same scalars, the run's config and its summary as a
+  Weights & Biases run, with ``--wandb PROJECT`` (``pip install
+  'ddpg-jax[wandb]'``; ``WANDB_MODE=offline`` logs locally, to sync later).
 
 The JSONL files are the record; the CSV files are derived from them (list
 values become ``name_0, name_1, ...`` columns; per-episode returns are left
@@ -21,26 +24,39 @@ twice.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import os
 import sys
 import time
+from collections import deque
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Mapping, Sequence, TextIO
 
 EVALUATIONS = "evaluations"
 TRAIN_METRICS = "train_metrics"
 #: Record keys that stay out of the CSV files (too long for a column each).
 CSV_SKIP = ("eval_returns",)
 
-PROGRESS_HINT = "pip install 'ddpg-jax[progress]'"
 TENSORBOARD_HINT = "pip install 'ddpg-jax[tensorboard]'"
+WANDB_HINT = "pip install 'ddpg-jax[wandb]'"
 
 
 class MissingExtraError(RuntimeError):
     """An optional dependency is needed; the message names the pip command."""
+
+
+class LoggerError(RuntimeError):
+    """An external logger (Weights & Biases) could not start; the message says what to do."""
+
+
+def wandb_available() -> bool:
+    """Whether the ``wandb`` package can be imported (``pip install 'ddpg-jax[wandb]'``)."""
+    try:
+        import wandb  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -152,6 +168,38 @@ class _TensorBoard:
         self._writer.close()
 
 
+class _Wandb:
+    """A Weights & Biases run mirroring the run directory's scalars, config and summary.
+
+    The mode (online, offline, disabled) is wandb's own: ``WANDB_MODE`` and the
+    user's wandb settings decide it; nothing here forces one.
+    """
+
+    def __init__(self, project: str, run_dir: Path, name: str, config: Mapping[str, Any]):
+        try:
+            import wandb
+        except ImportError:
+            raise MissingExtraError(f"--wandb needs the wandb package: {WANDB_HINT}") from None
+        try:
+            self._run = wandb.init(project=project, name=name, dir=str(run_dir),
+                                   config=dict(config))
+        except Exception as e:  # wandb raises its own errors (not logged in, no network, ...)
+            raise LoggerError(
+                f"--wandb {project}: wandb.init failed ({type(e).__name__}: {e}). Log in with "
+                "`wandb login`, or set WANDB_MODE=offline to log locally and upload later with "
+                "`wandb sync`.") from None
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        if values:
+            self._run.log(dict(values), step=int(step))
+
+    def summary(self, values: Mapping[str, Any]) -> None:
+        self._run.summary.update(dict(values))
+
+    def close(self) -> None:
+        self._run.finish()
+
+
 def _numbers(record: dict[str, Any], prefix: str) -> dict[str, float]:
     out = {}
     for key, value in record.items():
@@ -170,89 +218,184 @@ class RunLog:
       tensorboard: also write TensorBoard events under ``run_dir/tensorboard``.
       resume_step: when continuing a run, the checkpoint's environment steps;
         later records are dropped from the files first.
+      wandb_project: also log to this Weights & Biases project (a new wandb run
+        named after the run directory, files under ``run_dir/wandb``).
+      wandb_config: the run's settings, given to ``wandb.init`` as its config.
 
     Raises:
-      MissingExtraError: ``tensorboard`` without the tensorboard package.
+      MissingExtraError: ``tensorboard`` or ``wandb_project`` without the package.
+      LoggerError: when ``wandb.init`` fails (then no file has been changed).
     """
 
     def __init__(self, run_dir: str | os.PathLike, *, tensorboard: bool = False,
-                 resume_step: int | None = None):
+                 resume_step: int | None = None, wandb_project: str | None = None,
+                 wandb_config: Mapping[str, Any] | None = None):
         self.run_dir = Path(run_dir)
+        # wandb first: when it cannot start, the run's files are still untouched.
+        self._wandb = (_Wandb(wandb_project, self.run_dir, self.run_dir.name, wandb_config or {})
+                       if wandb_project is not None else None)
+        self._tb = None
         self._evals = _Stream(self.run_dir, EVALUATIONS)
         self._chunks = _Stream(self.run_dir, TRAIN_METRICS)
         if resume_step is not None:
             self._evals.truncate_after(resume_step)
             self._chunks.truncate_after(resume_step)
-        self._tb = _TensorBoard(self.run_dir / "tensorboard", resume_step) if tensorboard else None
+        try:
+            self._tb = (_TensorBoard(self.run_dir / "tensorboard", resume_step) if tensorboard
+                        else None)
+        except BaseException:
+            self.close()
+            raise
+
+    def _scalars(self, step: int, values: dict[str, float]) -> None:
+        for writer in (self._tb, self._wandb):
+            if writer is not None:
+                writer.scalars(step, values)
 
     def evaluation(self, record: dict[str, Any]) -> None:
         self._evals.write(record)
-        if self._tb is not None:
-            self._tb.scalars(record["env_steps"], _numbers(record, "eval"))
+        self._scalars(record["env_steps"], _numbers(record, "eval"))
 
     def chunk(self, record: dict[str, Any]) -> None:
         self._chunks.write(record)
-        if self._tb is not None:
-            self._tb.scalars(record["env_steps"], _numbers(record, "train"))
+        self._scalars(record["env_steps"], _numbers(record, "train"))
+
+    def sweep(self, labels: Sequence[str], env_steps: Sequence[int],
+              eval_return_mean: Sequence[Sequence[float]]) -> None:
+        """A sweep's evaluation curves (``eval_return_mean[setting][point]``, mean over seeds).
+
+        Written to TensorBoard and wandb only, as ``sweep/LABEL/eval_return_mean``,
+        one step at a time over all settings (wandb needs increasing steps);
+        the run's ``summary.json`` holds the same numbers.
+        """
+        for j, step in enumerate(env_steps):
+            values = {f"sweep/{label}/eval_return_mean": float(curve[j])
+                      for label, curve in zip(labels, eval_return_mean)
+                      if curve[j] is not None and math.isfinite(curve[j])}
+            self._scalars(int(step), values)
+
+    def summary(self, summary: Mapping[str, Any]) -> None:
+        """The run's summary, mirrored to wandb's run summary (the file is the caller's)."""
+        if self._wandb is not None:
+            self._wandb.summary(summary)
 
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
+        if self._wandb is not None:
+            self._wandb.close()
+            self._wandb = None
 
 
 class Progress:
-    """A tqdm progress bar with steps/s, the latest evaluation return and the ETA.
+    """A progress bar (``rich``) with steps/s, the latest evaluation return and the ETA.
 
-    It is shown only when ``enabled`` and stdout is a terminal; otherwise every
-    method but :meth:`write` (a plain print) does nothing. Without tqdm it
-    prints a one-line hint instead.
+    It is shown only when ``enabled`` and ``stream`` is a terminal; otherwise
+    every method but :meth:`write` (a plain print) does nothing. Lines given
+    to :meth:`write` are printed above the bar. Steps per second are measured
+    over the last ~30 s of updates (at least the last two), so compile time
+    before the first update does not count; the ETA follows from them.
     """
+
+    #: Seconds of updates the speed is measured over.
+    WINDOW_S = 30.0
+    #: Least seconds between two recomputations of the speed and the ETA.
+    MIN_INTERVAL_S = 0.1
 
     def __init__(self, total: int, initial: int = 0, *, enabled: bool = True,
                  stream: TextIO | None = None, desc: str = "train"):
         self._stream = stream or sys.stdout
-        self._bar = None
+        self._bar: Any = None
+        self._task: Any = None
+        self._total = total
         self._last = initial
+        self._shown_at = 0.0
+        self._samples: deque[tuple[float, int]] = deque()
         if not enabled or not _isatty(self._stream):
             return
-        try:
-            from tqdm import tqdm
-        except ImportError:
-            print(f"(no progress bar: it needs tqdm, {PROGRESS_HINT})", file=self._stream)
-            return
-        try:
-            columns = os.get_terminal_size(self._stream.fileno()).columns
-        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-            columns = 0
-        # A terminal that reports no size (some ptys) would get a zero-width bar.
-        width = {"dynamic_ncols": True} if columns > 0 else {"ncols": 100, "nrows": 40}
-        self._bar = tqdm(total=total, initial=initial, unit="step", desc=desc,
-                         file=self._stream, mininterval=0.25, **width)
+        from rich.console import Console
+        from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as RichProgress
+
+        console = Console(file=self._stream, force_terminal=True, force_jupyter=False,
+                          highlight=False)
+        # Stray prints and warnings go above the bar instead of through it, when the bar
+        # is on the real stdout.
+        redirect = self._stream is sys.stdout
+        self._bar = RichProgress(
+            TextColumn("{task.description}"), BarColumn(bar_width=None),
+            TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+            TextColumn("{task.fields[eta]}"), TextColumn("{task.fields[eval]}"),
+            console=console, refresh_per_second=4, redirect_stdout=redirect,
+            redirect_stderr=redirect, expand=True)
+        self._task = self._bar.add_task(desc, total=total, completed=initial,
+                                        rate="? step/s", eta="eta ?", eval="")
+        self._bar.start()
 
     @property
     def active(self) -> bool:
         return self._bar is not None
 
+    def _speed(self) -> float | None:
+        if len(self._samples) < 2:
+            return None
+        (t0, s0), (t1, s1) = self._samples[0], self._samples[-1]
+        return (s1 - s0) / (t1 - t0) if t1 > t0 else None
+
     def update(self, env_steps: int) -> None:
-        if self._bar is not None and env_steps > self._last:
-            self._bar.update(env_steps - self._last)
-            self._last = env_steps
+        if self._bar is None or env_steps <= self._last:
+            return
+        self._last = env_steps
+        now = time.perf_counter()
+        if env_steps < self._total and now - self._shown_at < self.MIN_INTERVAL_S:
+            # The count is always current (a stall after a burst of steps, such as the
+            # first compile after the warm-up, must not hide them); speed and ETA are
+            # recomputed at most every MIN_INTERVAL_S.
+            self._bar.update(self._task, completed=env_steps)
+            return
+        self._sample(now)
+
+    def _sample(self, now: float) -> None:
+        self._samples.append((now, self._last))
+        while len(self._samples) > 2 and self._samples[1][0] < now - self.WINDOW_S:
+            self._samples.popleft()
+        self._show(now)
+
+    def _show(self, now: float) -> None:
+        speed = self._speed()
+        fields: dict[str, str] = {}
+        if speed is not None and speed > 0:
+            fields["rate"] = f"{speed:,.0f} step/s" if speed >= 10 else f"{speed:.1f} step/s"
+            eta = max(self._total - self._last, 0) / speed
+            fields["eta"] = f"eta {_duration(eta)}"
+        self._bar.update(self._task, completed=self._last, **fields)
+        self._shown_at = now
 
     def set_eval(self, value: float) -> None:
         if self._bar is not None:
-            self._bar.set_postfix_str(f"eval return {value:.1f}", refresh=False)
+            self._bar.update(self._task, eval=f"eval return {value:.1f}")
 
     def write(self, line: str) -> None:
         if self._bar is not None:
-            self._bar.write(line, file=self._stream)
+            self._bar.console.print(line, markup=False, highlight=False, soft_wrap=True)
         else:
             print(line, file=self._stream, flush=True)
 
     def close(self) -> None:
         if self._bar is not None:
-            self._bar.close()
+            if not self._samples or self._samples[-1][1] != self._last:
+                self._sample(time.perf_counter())
+            self._bar.stop()
             self._bar = None
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def _isatty(stream: Any) -> bool:

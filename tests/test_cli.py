@@ -74,7 +74,7 @@ BAD_INPUTS = {
     "unknown_env": (["train", "--env", "Pendulum-v2"], ["'Pendulum-v2'", "Pendulum-v1"]),
     "discrete_actions": (["train", "--env", "CartPole-v1"], ["Discrete", "Box"]),
     "unbounded_actions": (["train", "--env", "DdpgJaxTestUnboundedAction-v0"],
-                          ["unbounded", "inf", "ClipAction"]),
+                          ["unbounded", "inf", "TransformAction"]),
     "half_bounded_actions": (["train", "--env", "DdpgJaxTestHalfBoundedAction-v0"],
                              ["unbounded"]),
     "dict_obs": (["train", "--env", "DdpgJaxTestDictObs-v0"], ["Dict", "FlattenObservation"]),

@@ -459,7 +459,6 @@ class _Terminal(io.StringIO):
 
 
 def test_progress_bar_only_on_a_terminal_and_not_when_quiet():
-    pytest.importorskip("tqdm")
     plain = io.StringIO()
     bar = Progress(1000, 0, stream=plain)
     bar.update(500)

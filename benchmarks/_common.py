@@ -99,8 +99,12 @@ def versions() -> dict[str, Any]:
     import ddpg_jax
 
     out = {"python": platform.python_version(), "ddpg_jax": ddpg_jax.__version__}
-    for name in ("jax", "jaxlib", "flax", "optax", "gymnasium", "numpy"):
+    for name in ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "gymnasium", "numpy"):
         out[name] = _pkg_version(name)
+    for name in ("mujoco", "tensorstore", "chex", "rich"):  # only when installed
+        version = _pkg_version(name)
+        if version is not None:
+            out[name] = version
     out["git"] = git_state()
     return out
 

@@ -17,7 +17,6 @@ import uuid
 import warnings
 
 import gymnasium as gym
-import jax
 import numpy as np
 import pytest
 
@@ -30,20 +29,7 @@ SMALL = dict(hidden_sizes=(16, 16), batch_size=16, buffer_size=1000, warmup_step
              eval_episodes=2)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def compile_cache(tmp_path_factory):
-    """A persistent compilation cache for this module's runs (same shapes: compiled once)."""
-    from jax.experimental.compilation_cache import compilation_cache
-
-    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
-    old = {n: getattr(jax.config, n) for n in names}
-    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jax-cache")))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    compilation_cache.reset_cache()
-    yield
-    for n, v in old.items():
-        jax.config.update(n, v)
-    compilation_cache.reset_cache()
+pytestmark = pytest.mark.usefixtures("module_compile_cache")
 
 
 # --------------------------------------------------------------------------- module:EnvId

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import warnings
 
-import jax
 import numpy as np
 import pytest
 
@@ -27,20 +26,7 @@ ARGS = ["--env", "Hopper-v5", "--warmup-steps", "300", "--batch-size", "32",
         "--buffer-size", "2000", "--checkpoint-every", "600", "--quiet"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def compile_cache(tmp_path_factory):
-    """A persistent compilation cache, so the three runs compile their programs once."""
-    from jax.experimental.compilation_cache import compilation_cache
-
-    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
-    old = {n: getattr(jax.config, n) for n in names}
-    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jax-cache")))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    compilation_cache.reset_cache()
-    yield
-    for n, v in old.items():
-        jax.config.update(n, v)
-    compilation_cache.reset_cache()
+pytestmark = pytest.mark.usefixtures("module_compile_cache")
 
 
 def _final_arrays(run_dir) -> dict[str, np.ndarray]:

@@ -175,7 +175,14 @@ def sample(state: BufferState, key: PRNGKey, batch_size: int) -> Any:
     is rows of zeros).
     """
     idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(state.size, 1))
-    return _unpack(state.layout, {g: x[idx] for g, x in state.packed.items()})
+    return gather(state, idx)
+
+
+def gather(state: BufferState, rows: Array) -> Any:
+    """The items stored at ``rows`` (an int array of any shape; leaves get its shape in front)."""
+    flat = rows.reshape(-1)
+    items = _unpack(state.layout, {g: x[flat] for g, x in state.packed.items()})
+    return jax.tree.map(lambda x: x.reshape(rows.shape + x.shape[1:]), items)
 
 
 def sample_batches(state: BufferState, key: PRNGKey, batch_size: int, num_batches: int) -> Any:

@@ -85,6 +85,14 @@ class DDPGConfig:
     batch_size: int = setting(256, "algorithm", "transitions per gradient step", _POSITIVE_INT)
     updates_per_step: int = setting(1, "algorithm", "gradient steps per environment step",
                                     _POSITIVE_INT)
+    updates_per_vector_step: int = setting(
+        0, "algorithm", "gradient steps per vector step, whatever num_envs is (0: num_envs * "
+        "updates_per_step); many parallel envs are trained with a few, e.g. 1024 envs and 2",
+        _NONNEG_INT)
+    n_step: int = setting(
+        1, "algorithm", "n-step returns: rewards of up to n consecutive steps of one env's "
+        "episode, discounted and summed, bootstrapped from the last one's next observation "
+        "(1: the paper's one-step target)", _POSITIVE_INT)
     gamma: float = setting(0.99, "algorithm", "discount factor",
                            (lambda v: 0.0 <= v < 1.0, "a number in [0, 1)"), traced=True)
     tau: float = setting(0.005, "algorithm", "Polyak rate of the target networks",
@@ -144,6 +152,10 @@ class DDPGConfig:
     noise_scale: float = setting(
         0.1, "exploration", "std of the Gaussian noise, or sigma of the OU process, in action "
         "half-ranges (high - low) / 2", _NONNEG, traced=True)
+    noise_scale_max: float = setting(
+        0.0, "exploration", "if > 0: each env draws its own noise scale uniformly from "
+        "[noise_scale, noise_scale_max] at the start of each of its episodes (per-env "
+        "exploration for many parallel envs); 0: every env uses noise_scale", _NONNEG)
     ou_theta: float = setting(0.15, "exploration", "OU mean-reversion rate", _POSITIVE)
     ou_dt: float = setting(1.0, "exploration", "OU time step", _POSITIVE)
     # ---------------------------------------------------------------- evaluation
@@ -178,6 +190,32 @@ class DDPGConfig:
             raise ConfigError(
                 f"critic_action_layer = {self.critic_action_layer!r} is out of range; accepted: "
                 f"an integer in [0, {len(self.hidden_sizes) - 1}] (a hidden layer index).")
+        if self.updates_per_vector_step > 0 and self.updates_per_step != 1:
+            raise ConfigError(
+                f"updates_per_vector_step {self.updates_per_vector_step} and updates_per_step "
+                f"{self.updates_per_step} both set the number of gradient steps; accepted: one "
+                "of them (updates_per_step = 1 when updates_per_vector_step > 0).")
+        if 0 < self.noise_scale_max < self.noise_scale:
+            raise ConfigError(
+                f"noise_scale_max {self.noise_scale_max} < noise_scale {self.noise_scale}: the "
+                "per-env scales are drawn from [noise_scale, noise_scale_max]; accepted: 0 (off) "
+                "or noise_scale_max >= noise_scale.")
+        if self.num_envs > self.buffer_size:
+            raise ConfigError(
+                f"num_envs {self.num_envs} > buffer_size {self.buffer_size}: one vector step "
+                "would overwrite more than the buffer holds; accepted: num_envs <= buffer_size "
+                "(the buffer size is a total over all envs).")
+        if self.n_step > 1 and self.buffer_size % self.num_envs:
+            raise ConfigError(
+                f"n_step {self.n_step} needs buffer_size ({self.buffer_size}) to be a multiple "
+                f"of num_envs ({self.num_envs}), so that each env's steps stay num_envs rows "
+                f"apart across the ring buffer's wrap; accepted: e.g. buffer_size "
+                f"{self.buffer_size - self.buffer_size % self.num_envs}.")
+        if self.n_step * self.num_envs > self.buffer_size:
+            raise ConfigError(
+                f"n_step {self.n_step} x num_envs {self.num_envs} > buffer_size "
+                f"{self.buffer_size}: one n-step window would not fit in the buffer; accepted: "
+                "n_step * num_envs <= buffer_size.")
         if self.batch_size > self.buffer_size:
             raise ConfigError(f"batch_size {self.batch_size} > buffer_size {self.buffer_size}; "
                               "accepted: batch_size <= buffer_size.")
@@ -234,6 +272,12 @@ class DDPGConfig:
     def vector_steps(self) -> int:
         """Steps of the vector env (each advances ``num_envs`` environments)."""
         return self.total_steps // self.num_envs
+
+    @property
+    def updates_per_vector(self) -> int:
+        """Gradient steps per vector step: ``updates_per_vector_step``, or ``num_envs *
+        updates_per_step`` when that is 0."""
+        return self.updates_per_vector_step or self.num_envs * self.updates_per_step
 
     @property
     def warmup_vector_steps(self) -> int:

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ddpg_jax import buffer as rb
-from ddpg_jax import normalization
+from ddpg_jax import normalization, nstep
 from ddpg_jax.config import DDPGConfig
 from ddpg_jax.guard import guard_nonfinite, no_nonfinite
 from ddpg_jax.networks import Networks, make_networks
@@ -58,12 +58,16 @@ class Learner(NamedTuple):
     Attributes:
       init: ``(key, hparams=None) -> AgentState``.
       explore: ``(agent, key, obs[num_envs, obs_dim]) -> (agent, action)``.
-      observe: ``(agent, transitions) -> agent``: adds rows to the buffer and
-        folds their observations into the running statistics (with ``obs_norm``).
+      observe: ``(agent, transitions, done) -> agent``: adds rows to the buffer
+        and folds their observations into the running statistics (with
+        ``obs_norm``). ``done`` (whether each step ended its episode) is stored
+        for n-step returns and may be omitted when ``n_step == 1``. Rows come
+        in vector steps: ``num_envs`` rows per step, in env order.
       learn: ``(agent, transition, done[num_envs], key, env_steps) -> (agent, sums)``:
-        observes the vector step's transitions, runs ``num_envs *
-        updates_per_step`` gradient steps on sampled batches, restarts the
-        noise of finished episodes and records the first non-finite value.
+        observes the vector step's transitions, runs ``config.updates_per_vector``
+        gradient steps on sampled batches (n-step samples with ``n_step > 1``),
+        restarts the noise of finished episodes (and redraws their noise
+        scales, with ``noise_scale_max > 0``) and records the first non-finite value.
         ``sums`` holds the sum over those steps of each metric in
         :data:`~ddpg_jax.types.METRIC_NAMES` and the counts in :data:`COUNT_NAMES`.
       policy: ``(train_state, obs) -> action``: deterministic, normalised inside.
@@ -106,6 +110,11 @@ def make_explore(
     return explore
 
 
+def draw_scales(key: PRNGKey, low: Array, high: float, num_envs: int) -> Array:
+    """Per-env exploration scales, uniform in ``[low, high]`` (all ``low`` if ``high < low``)."""
+    return jax.random.uniform(key, (num_envs,), jnp.float32, low, high)
+
+
 def example_transition(obs_dim: int, action_dim: int) -> Transition:
     """One float32 transition of zeros: the layout of a replay buffer row."""
     return Transition(jnp.zeros(obs_dim, jnp.float32), jnp.zeros(action_dim, jnp.float32),
@@ -140,38 +149,66 @@ def make_learner(
     low, high = jnp.asarray(networks.action_low), jnp.asarray(networks.action_high)
     action_dim = low.shape[0]
     num_envs = config.num_envs
-    updates = num_envs * config.updates_per_step
+    updates = config.updates_per_vector
+    per_env_scales = config.noise_scale_max > 0
+    n_step = config.n_step
+    row = example_transition(obs_dim, action_dim)
+    if n_step > 1:
+        row = nstep.make_row(row, jnp.zeros((), bool))
 
     def init(key: PRNGKey, hparams: HParams | None = None) -> AgentState:
-        return AgentState(
-            train_state=step.init(key, hparams),
-            buffer=rb.init(example_transition(obs_dim, action_dim), config.buffer_size),
-            noise_state=noise.init(num_envs, action_dim),
-            nonfinite=no_nonfinite(),
-        )
+        ts = step.init(key, hparams)
+        noise_state = noise.init(num_envs, action_dim)
+        if per_env_scales:
+            noise_state = noise_state._replace(
+                scale=draw_scales(jax.random.fold_in(key, 1), ts.hparams.noise_scale,
+                                  config.noise_scale_max, num_envs))
+        return AgentState(train_state=ts, buffer=rb.init(row, config.buffer_size),
+                          noise_state=noise_state, nonfinite=no_nonfinite())
 
     def explore(agent: AgentState, key: PRNGKey, obs: Array) -> tuple[AgentState, Array]:
         ts = agent.train_state
+        scale = agent.noise_state.scale[:, None] if per_env_scales else ts.hparams.noise_scale
         action, noise_state = noisy_action(ts.actor_params, agent.noise_state, key,
-                                           normalize_obs(ts, obs, config), ts.hparams.noise_scale)
+                                           normalize_obs(ts, obs, config), scale)
         return agent._replace(noise_state=noise_state), action
 
-    def observe(agent: AgentState, transitions: Transition) -> AgentState:
+    def observe(agent: AgentState, transitions: Transition, done: Array | None = None
+                ) -> AgentState:
         ts = agent.train_state
         if config.obs_norm:
             ts = ts.replace(obs_stats=normalization.update(ts.obs_stats, transitions.obs))
-        return agent._replace(buffer=rb.add(agent.buffer, transitions), train_state=ts)
+        rows: Any = transitions
+        if n_step > 1:
+            if done is None:
+                raise ValueError("observe needs `done` (whether each step ended its episode) "
+                                 f"with n_step = {n_step}: n-step returns stop at episode ends")
+            rows = nstep.make_row(transitions, done)
+        return agent._replace(buffer=rb.add(agent.buffer, rows), train_state=ts)
+
+    def sample(agent: AgentState, key: PRNGKey) -> Transition:
+        if n_step > 1:
+            return nstep.sample_batches(agent.buffer, key, config.batch_size, updates, n_step,
+                                        num_envs, agent.train_state.hparams.gamma)
+        return rb.sample_batches(agent.buffer, key, config.batch_size, updates)
+
+    def restart_noise(agent: AgentState, done: Array, key: PRNGKey) -> NoiseState:
+        noise_state = noise.reset(agent.noise_state, done)
+        if per_env_scales:
+            fresh = draw_scales(jax.random.fold_in(key, 1), agent.train_state.hparams.noise_scale,
+                                config.noise_scale_max, num_envs)
+            noise_state = noise_state._replace(scale=jnp.where(done, fresh, noise_state.scale))
+        return noise_state
 
     def learn(agent: AgentState, transition: Transition, done: Array, key: PRNGKey,
               env_steps: Array) -> tuple[AgentState, dict[str, Array]]:
-        agent = observe(agent, transition)
-        batches = rb.sample_batches(agent.buffer, key, config.batch_size, updates)
-        ts, metrics = jax.lax.scan(step.update, agent.train_state, batches)
+        agent = observe(agent, transition, done)
+        ts, metrics = jax.lax.scan(step.update, agent.train_state, sample(agent, key))
         sums = {name: jnp.sum(metrics[name]) for name in METRIC_NAMES}
         sums["updates"] = jnp.asarray(updates, jnp.float32)
         sums["actor_updates"] = jnp.sum(metrics["actor_updated"])
         agent = agent._replace(
-            train_state=ts, noise_state=noise.reset(agent.noise_state, done),
+            train_state=ts, noise_state=restart_noise(agent, done, key),
             nonfinite=guard_nonfinite(agent.nonfinite, env_steps, metrics, ts))
         return agent, sums
 

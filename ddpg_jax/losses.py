@@ -39,7 +39,8 @@ def td_target(
     Lillicrap et al. (2015), Algorithm 1. With several critics the minimum over
     the target critics is taken (Fujimoto et al. 2018, Eq. 10); with one it is
     the paper's target. Truncated-but-not-terminated transitions keep the
-    bootstrap, since only ``terminated`` enters the mask.
+    bootstrap, since only ``terminated`` enters the mask. An n-step sample
+    (``batch.discount`` set) is bootstrapped with ``gamma * discount``.
 
     Args:
       action_noise: optional ``[batch, action_dim]`` perturbation added to
@@ -53,7 +54,10 @@ def td_target(
     if action_noise is not None:
         next_action = jnp.clip(next_action + action_noise, action_low, action_high)
     next_q = jnp.min(critic_apply(target_critic_params, batch.next_obs, next_action), axis=0)
-    y = batch.reward + gamma * (1.0 - batch.terminated) * next_q
+    bootstrap = 1.0 - batch.terminated
+    if batch.discount is not None:  # an n-step sample: gamma^m in all
+        bootstrap = batch.discount * bootstrap
+    y = batch.reward + gamma * bootstrap * next_q
     return jax.lax.stop_gradient(y)
 
 

@@ -18,6 +18,9 @@ from ddpg_jax.types import Array, PRNGKey
 
 class NoiseState(NamedTuple):
     x: Array  # [num_envs, action_dim] float32: OU process value (zeros for Gaussian)
+    #: [num_envs] float32: each env's own scale when the learner draws them per
+    #: env (``noise_scale_max > 0``); ``None`` when every env uses one scale.
+    scale: Array | None = None
 
 
 class Noise(NamedTuple):
@@ -26,7 +29,8 @@ class Noise(NamedTuple):
     Attributes:
       init: ``(num_envs, action_dim) -> NoiseState``.
       sample: ``(state, key, scale) -> (noise [num_envs, action_dim], state)``;
-        unit-free, the caller multiplies by the action half-range.
+        unit-free, the caller multiplies by the action half-range. ``scale`` is
+        a scalar, or ``[num_envs, 1]`` for a scale per env.
       reset: ``(state, done [num_envs] bool) -> state``: restarts the process of
         the environments whose episode ended.
     """
@@ -41,7 +45,7 @@ def _init(num_envs: int, action_dim: int) -> NoiseState:
 
 
 def _reset(state: NoiseState, done: Array) -> NoiseState:
-    return NoiseState(jnp.where(done[:, None], 0.0, state.x))
+    return state._replace(x=jnp.where(done[:, None], 0.0, state.x))
 
 
 def gaussian() -> Noise:
@@ -67,7 +71,7 @@ def ornstein_uhlenbeck(theta: float = 0.15, dt: float = 1.0, mu: float = 0.0) ->
     def sample(state: NoiseState, key: PRNGKey, scale: Array) -> tuple[Array, NoiseState]:
         eps = jax.random.normal(key, state.x.shape, state.x.dtype)
         x = state.x + theta * (mu - state.x) * dt + scale * jnp.sqrt(dt) * eps
-        return x, NoiseState(x)
+        return x, state._replace(x=x)
 
     return Noise(_init, sample, _reset)
 

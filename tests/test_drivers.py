@@ -46,21 +46,28 @@ def random_transitions(key, n, obs_dim=3):
 
 
 # --------------------------------------------------------------------------- equivalence
-@pytest.mark.parametrize("preset", ["default", "td3"])
+PARALLEL = dict(n_step=3, noise_scale_max=0.3, updates_per_vector_step=3)
+
+
+@pytest.mark.parametrize("preset", ["default", "td3", "parallel"])
 def test_host_step_equals_the_learner_step_of_the_jax_driver(preset):
     """The gymnasium driver's compiled step against the JAX driver's learner step.
 
     Unbatched (``jax.jit(make_train(...))`` of one seed) the JAX driver runs the same
     program as the host step, bit for bit. Vmapped over seeds (``run_seeds``, the chunked
     driver) XLA batches the matmuls, which changes rounding in the last bit; TD3's delayed
-    actor step is a ``lax.cond`` on the host and a select in the JAX driver.
+    actor step is a ``lax.cond`` on the host and a select in the JAX driver. ``parallel``
+    adds n-step returns, per-env noise scales and gradient steps per vector step.
     """
-    config = ddpg_jax.preset(preset, hidden_sizes=(16, 16), batch_size=16, buffer_size=256,
-                             warmup_steps=64, num_envs=2, obs_norm=True)
+    extra = PARALLEL if preset == "parallel" else {}
+    config = ddpg_jax.preset("default" if preset == "parallel" else preset,
+                             hidden_sizes=(16, 16), batch_size=16, buffer_size=256,
+                             warmup_steps=64, num_envs=2, obs_norm=True, **extra)
     host_learner = make_learner(config, 3, LOW, HIGH, batched=False)
     jax_learner = make_learner(config, 3, LOW, HIGH, batched=True)
     agent = host_learner.init(jax.random.PRNGKey(0))
-    agent = host_learner.observe(agent, random_transitions(jax.random.PRNGKey(1), 64))
+    warm_done = jax.random.uniform(jax.random.PRNGKey(7), (64,)) < 0.1
+    agent = host_learner.observe(agent, random_transitions(jax.random.PRNGKey(1), 64), warm_done)
     fns = make_host_fns(host_learner, config.num_envs)
     carry = HostCarry(jax.tree.map(jnp.copy, agent), jax.random.PRNGKey(2), zero_sums(),
                       jnp.asarray(64, jnp.int32))
@@ -76,15 +83,16 @@ def test_host_step_equals_the_learner_step_of_the_jax_driver(preset):
         agent_jax, _ = jax_step(agent, transition, done, update_key, env_steps)
         carry, _ = fns.step(carry, transition, done, jnp.zeros((2, 3)))
         agent_host = carry.agent._replace(noise_state=agent_jax.noise_state)
-        if preset == "default":
+        if preset != "td3":
             assert leaves_equal(agent_host, agent_jax)
         else:
             chex.assert_trees_all_close(agent_host, agent_jax, rtol=1e-5, atol=1e-6)
         assert int(agent_host.train_state.actor_step) == int(agent_jax.train_state.actor_step)
         chex.assert_trees_all_close(agent_vmapped, agent_jax, rtol=1e-5, atol=1e-6)
         agent = agent_jax
-    assert int(agent.train_state.step) == 4 * config.num_envs
-    assert int(agent.train_state.actor_step) == (8 if preset == "default" else 4)
+    assert int(agent.train_state.step) == 4 * config.updates_per_vector
+    assert int(agent.train_state.actor_step) == (2 if preset == "td3" else 4) * (
+        config.updates_per_vector)
 
 
 # --------------------------------------------------------------------------- episode ends

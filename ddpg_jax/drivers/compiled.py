@@ -138,8 +138,8 @@ def make_loop(config: DDPGConfig, env: Environment, env_params: Any = None) -> L
     def warmup_step(loop: LoopState, _) -> tuple[LoopState, None]:
         key, act_key, step_key = jax.random.split(loop.key, 3)
         action = learner.random_action(act_key, num_envs)
-        loop, transition, _ = env_step(loop._replace(key=key), step_key, action)
-        return loop._replace(agent=learner.observe(loop.agent, transition)), None
+        loop, transition, done = env_step(loop._replace(key=key), step_key, action)
+        return loop._replace(agent=learner.observe(loop.agent, transition, done)), None
 
     def learn_step(_, carry: tuple[LoopState, dict[str, Array]]):
         loop, sums = carry

@@ -70,7 +70,7 @@ class HostState:
     action: np.ndarray  # [num_envs, action_dim]: the next action (learn phase)
     running_return: list[float]  # per sub-env
     recent_returns: list[float]  # the last finished training episodes (at most 10)
-    warm: list[Transition]  # warm-up transitions not yet in the buffer
+    warm: list[tuple[Transition, np.ndarray]]  # warm-up transitions (and done) not yet added
 
     def to_json(self) -> dict[str, Any]:
         return {"env_steps": self.env_steps, "phase": self.phase, "warm_until": self.warm_until,
@@ -107,9 +107,9 @@ def make_host_fns(learner: Learner, num_envs: int) -> HostFns:
                           env_steps)
         return act(carry, obs)
 
-    def add(carry: HostCarry, transitions: Transition) -> HostCarry:
-        rows = jax.tree.leaves(transitions)[0].shape[0]
-        return carry._replace(agent=learner.observe(carry.agent, transitions),
+    def add(carry: HostCarry, transitions: Transition, done: Array) -> HostCarry:
+        rows = done.shape[0]
+        return carry._replace(agent=learner.observe(carry.agent, transitions, done),
                               env_steps=carry.env_steps + rows)
 
     return HostFns(jax.jit(act, donate_argnums=0), jax.jit(step, donate_argnums=0),
@@ -143,7 +143,8 @@ def compile_ahead(fns: HostFns, carry: Any, spec: EnvSpec, config: DDPGConfig,
             (fns.act, (carry, f32(n, obs_dim))),
             (fns.policy, (carry.agent.train_state, f32(config.eval_episodes, obs_dim)))]
     if warm_rows > 0:
-        jobs.append((fns.add, (carry, rows(warm_rows))))
+        jobs.append((fns.add, (carry, rows(warm_rows),
+                               jax.ShapeDtypeStruct((warm_rows,), jnp.bool_))))
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="compile")
     futures = [pool.submit(lambda f=f, a=a: f.lower(*a).compile()) for f, a in jobs]
     pool.shutdown(wait=False)
@@ -260,7 +261,8 @@ def _env_step(run: _Run, host: HostState, carry: HostCarry,
 
 def _flush_warm(run: _Run, host: HostState, carry: HostCarry) -> HostCarry:
     if host.warm:
-        carry = run.fns.add(carry, jax.tree.map(lambda *xs: np.concatenate(xs), *host.warm))
+        transitions, done = jax.tree.map(lambda *xs: np.concatenate(xs), *host.warm)
+        carry = run.fns.add(carry, transitions, done)
         host.warm = []
     return carry
 
@@ -320,8 +322,7 @@ def _warmup(run: _Run, host: HostState, carry: HostCarry) -> tuple[HostCarry, bo
     while host.phase == "warmup" and host.env_steps < min(host.warm_until, total):
         action = run.rng.uniform(spec.action_low, spec.action_high,
                                  size=(n, spec.action_low.shape[0])).astype(np.float32)
-        transition, _ = _env_step(run, host, carry, action)
-        host.warm.append(transition)
+        host.warm.append(_env_step(run, host, carry, action))
         run.session.progress(host.env_steps)
         if run.session.stop_requested():
             return _stop(run, host, carry), True

@@ -97,7 +97,9 @@ def unflatten(flat: Mapping[str, Any], template: Any, what: str = "checkpoint") 
     """
     leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
     names = [_path_name(p) for p, _ in leaves]
-    missing = [n for n in names if n not in flat]
+    # Empty arrays are not written (see save): the template alone defines them.
+    missing = [n for n, (_, leaf) in zip(names, leaves)
+               if n not in flat and math.prod(leaf.shape) != 0]
     extra = sorted(set(flat) - set(names))
     if missing or extra:
         parts = []
@@ -110,8 +112,8 @@ def unflatten(flat: Mapping[str, Any], template: Any, what: str = "checkpoint") 
             "an incompatible configuration or version.")
     out = []
     for name, (_, leaf) in zip(names, leaves):
-        value = np.asarray(flat[name])
         want_shape, want_dtype = tuple(leaf.shape), np.dtype(leaf.dtype)
+        value = np.asarray(flat[name]) if name in flat else np.zeros(want_shape, want_dtype)
         if value.shape != want_shape or value.dtype != want_dtype:
             raise CheckpointError(
                 f"{what} holds {name} with shape {value.shape} and dtype {value.dtype}, but this "
@@ -216,7 +218,10 @@ def save(directory: str | os.PathLike, step: int, items: Mapping[str, Any],
     try:
         checkpointer = ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
         for name, tree in items.items():
-            flat = flatten(tree)
+            # orbax refuses empty arrays (an MJX state holds some, e.g. the contacts of a
+            # model without any); they carry no values, so loading rebuilds them from
+            # the template's shapes.
+            flat = {k: v for k, v in flatten(tree).items() if v.size}
             if flat:  # orbax refuses empty trees
                 checkpointer.save(tmp / name, args=ocp.args.PyTreeSave(flat))
         checkpointer.close()

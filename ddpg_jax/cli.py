@@ -56,8 +56,10 @@ def _add_train_parser(sub: Any) -> None:
                     "Precedence, whatever the order on the line: command-line flags, then the "
                     "--config file, then the preset, then the defaults.")
     tr.add_argument("--env", default=None, metavar="ENV_ID",
-                    help="gymnasium environment id (required unless --resume, or given by "
-                         "--config)")
+                    help="gymnasium environment id; with --backend jax a JAX env spec: "
+                         "Pendulum-v1 | MountainCarContinuous-v0 | playground:TASK | brax:NAME "
+                         "| gymnax:NAME | module:function (required unless --resume, or given "
+                         "by --config)")
     tr.add_argument("--preset", default=None, metavar="NAME",
                     help=f"starting settings: {' | '.join(PRESETS)} (default: default)")
     tr.add_argument("--out", default=None, metavar="DIR",
@@ -68,7 +70,7 @@ def _add_train_parser(sub: Any) -> None:
                     help="print only the final result line (no progress bar)")
     tr.add_argument("--backend", default=None, metavar="NAME",
                     help="gymnasium (host loop over gymnasium envs, default) | jax (the whole "
-                         "run as compiled chunks over a built-in JAX env)")
+                         "run as compiled chunks over a JAX env)")
     tr.add_argument("--num-seeds", default=None, metavar="N",
                     help="jax backend: independent seeds trained at once (default 1)")
     tr.add_argument("--config", default=None, metavar="FILE",
@@ -138,7 +140,8 @@ def _add_evaluate_parser(sub: Any) -> None:
     ev.add_argument("--episodes", default=None, metavar="N",
                     help="episodes per seed (default: the run's --eval-episodes)")
     ev.add_argument("--env", default=None, metavar="ENV_ID",
-                    help="gymnasium env to evaluate on (default: the run's)")
+                    help="env to evaluate on (default: the run's): a gymnasium id, or a JAX "
+                         "env spec such as playground:TASK")
     ev.add_argument("--seed", default=None, metavar="S",
                     help="seed of the first episode (default: the run's evaluation seed)")
     ev.add_argument("--video", default=None, metavar="DIR",

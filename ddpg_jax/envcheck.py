@@ -61,6 +61,13 @@ def env_factory(env_id: str, **kwargs: Any) -> EnvFactory:
         raise EnvSpecError(f"environment id {env_id!r} is not a string. {_ACCEPTED}")
     module, sep, name = env_id.partition(":")
     if sep:
+        from ddpg_jax.envs.specs import FAMILIES
+
+        if module in FAMILIES:  # before importing anything: brax is an importable module
+            raise EnvSpecError(
+                f"environment id {env_id!r} names a JAX env ({module} family), which trains "
+                "with the jax backend: backend='jax' in ddpg_jax.train, --backend jax on the "
+                "command line. The gymnasium backend takes gymnasium ids.")
         if not module or not name or ":" in name:
             raise EnvSpecError(f"environment id {env_id!r} is not of the form 'module:EnvId' "
                                f"(one module name, one colon, one id). {_ACCEPTED}")

@@ -5,10 +5,13 @@ A checkpoint of either backend holds the train state and a ``policy`` record
 action bounds the agent saw; :func:`load_policy` rebuilds the actor from them
 (for a JAX-backend multi-seed run: one actor per seed) without gymnasium or
 the env. It also reads a policy exported with ``ddpg-jax export``.
-:func:`evaluate_checkpoint` runs episodes without exploration noise (this one
-needs gymnasium). By default the episodes use the evaluation seeds of the
-training run, so on a gymnasium-backend checkpoint taken at an evaluation
-point the mean return equals the one logged then.
+:func:`evaluate_checkpoint` runs episodes without exploration noise: on
+gymnasium envs, or, for the JAX env specs that have no gymnasium counterpart
+(``playground:TASK``, ``brax:NAME``, ``gymnax:NAME``, and ``module:function``
+of JAX-backend runs; see :func:`uses_jax_env`), compiled on the JAX env
+itself. By default the episodes use the evaluation seeds (or, on a JAX env,
+the evaluation key) of the training run, so on a checkpoint taken at an
+evaluation point the mean return equals the one logged then.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ class Policy:
         observations with the saved statistics, then applies the actor).
       record: the checkpoint's policy record (``None`` for a checkpoint written
         before checkpoints carried one).
+      eval_keys: for a JAX-backend checkpoint, each seed's evaluation key
+        (``uint32 [num_seeds, 2]``), with which training evaluated; else ``None``.
     """
 
     checkpoint: Checkpoint
@@ -57,6 +62,7 @@ class Policy:
     train_states: list[Any]
     learner: Learner
     record: dict[str, Any] | None = None
+    eval_keys: np.ndarray | None = None
 
     @property
     def networks(self) -> Networks:
@@ -89,17 +95,60 @@ def find_checkpoint(path: str | os.PathLike, which: str = "latest") -> Path:
     return resolve(path)
 
 
-def _check_env_fits(env_id: str, obs_dim: int, low: np.ndarray, high: np.ndarray) -> None:
-    """Refuses an env (asked for instead of the run's) that the policy cannot act in."""
-    from ddpg_jax.envcheck import EnvSpecError, check_env, env_factory
+def uses_jax_env(env_id: str | None, backend: str | None) -> bool:
+    """Whether ``env_id`` is evaluated as a JAX env spec rather than as a gymnasium id.
+
+    True for the family specs (``playground:``, ``brax:``, ``gymnax:``) and,
+    for JAX-backend runs, ``module:function`` specs. Built-in ids such as
+    ``Pendulum-v1`` are evaluated on gymnasium's env, which the built-in JAX
+    envs reproduce step for step.
+    """
+    from ddpg_jax.envs.specs import is_family_spec
+
+    if not env_id:
+        return False
+    return is_family_spec(env_id) or (backend == "jax" and ":" in env_id)
+
+
+def _env_io(env_id: str, backend: str | None) -> tuple[int, np.ndarray, np.ndarray]:
+    """``(obs_dim, action_low, action_high)`` of a JAX env spec or a gymnasium id."""
+    if uses_jax_env(env_id, backend):
+        from ddpg_jax.config import ConfigError
+        from ddpg_jax.drivers.compiled import env_spec
+        from ddpg_jax.envcheck import EnvSpecError
+        from ddpg_jax.envs.specs import from_spec
+
+        env, params, _ = from_spec(env_id)
+        try:
+            return env_spec(env, params)
+        except ConfigError as e:
+            raise EnvSpecError(str(e)) from None
+    from ddpg_jax.envcheck import check_env, env_factory
 
     spec = check_env(env_factory(env_id), repr(env_id))
+    return spec.obs_dim, spec.action_low, spec.action_high
+
+
+def _backend_of(policy: Any) -> str | None:
+    """The backend that trained a checkpoint's or an exported file's policy."""
+    if isinstance(policy, ExportedPolicy):
+        return (policy.meta.get("source") or {}).get("backend")
+    return policy.checkpoint.meta.get("backend")
+
+
+def _check_env_fits(env_id: str, obs_dim: int, low: np.ndarray, high: np.ndarray,
+                    backend: str | None = None) -> None:
+    """Refuses an env (asked for instead of the run's) that the policy cannot act in."""
+    from ddpg_jax.envcheck import EnvSpecError
+
+    env_obs, env_low, env_high = _env_io(env_id, backend)
     low, high = np.asarray(low, np.float32), np.asarray(high, np.float32)
-    if spec.obs_dim != obs_dim or not (np.array_equal(spec.action_low, low)
-                                       and np.array_equal(spec.action_high, high)):
+    env_low, env_high = np.asarray(env_low, np.float32), np.asarray(env_high, np.float32)
+    if env_obs != obs_dim or not (np.array_equal(env_low, low)
+                                  and np.array_equal(env_high, high)):
         raise EnvSpecError(
-            f"env {env_id!r} has observation size {spec.obs_dim} and action bounds "
-            f"low={spec.action_low.tolist()} high={spec.action_high.tolist()}, but the policy "
+            f"env {env_id!r} has observation size {env_obs} and action bounds "
+            f"low={env_low.tolist()} high={env_high.tolist()}, but the policy "
             f"was trained with observation size {obs_dim} and action bounds low={low.tolist()} "
             f"high={high.tolist()}; accepted: an env with the policy's sizes and bounds.")
 
@@ -117,14 +166,10 @@ def load_checkpoint_policy(path: str | os.PathLike, env_id: str | None = None,
         low = np.asarray(record["action_low"], np.float32)
         high = np.asarray(record["action_high"], np.float32)
         if env_id is not None and env_id != run_env:
-            _check_env_fits(env_id, obs_dim, low, high)
+            _check_env_fits(env_id, obs_dim, low, high, meta.get("backend"))
         prefix, seed_axis = record["train_state"], record["seed_axis"]
     else:  # written before checkpoints described their policy: ask the env, as then
-        from ddpg_jax.envcheck import check_env, env_factory
-
-        name = env_id or run_env
-        spec = check_env(env_factory(name), repr(name))
-        obs_dim, low, high = spec.obs_dim, spec.action_low, spec.action_high
+        obs_dim, low, high = _env_io(env_id or run_env, meta.get("backend"))
         try:
             prefix, seed_axis = _LEGACY_TRAIN_STATE[meta.get("backend")]
         except KeyError:
@@ -132,7 +177,10 @@ def load_checkpoint_policy(path: str | os.PathLike, env_id: str | None = None,
                                   f"({meta.get('backend')!r}).") from None
     learner = make_learner(config, obs_dim, low, high)
     template = jax.eval_shape(learner.gradient_step.init, jax.random.PRNGKey(0))
-    flat = select(load_flat(checkpoint, "state"), prefix)
+    state = load_flat(checkpoint, "state")
+    flat = select(state, prefix)
+    # The JAX driver keeps each run's evaluation key in its loop state.
+    eval_keys = state.get("eval_key") if seed_axis else None
     what = f"checkpoint {checkpoint.path} (train state)"
     if seed_axis:
         seeds = int(meta.get("num_seeds", 1))
@@ -142,7 +190,8 @@ def load_checkpoint_policy(path: str | os.PathLike, env_id: str | None = None,
         states = [jax.tree.map(lambda x: x[i], batched) for i in range(seeds)]
     else:
         states = [unflatten(flat, template, what=what)]
-    return Policy(checkpoint, env_id or run_env, config, states, learner, record)
+    return Policy(checkpoint, env_id or run_env, config, states, learner, record,
+                  None if eval_keys is None else np.asarray(eval_keys))
 
 
 def load_policy(path: str | os.PathLike, env_id: str | None = None,
@@ -158,9 +207,9 @@ def load_policy(path: str | os.PathLike, env_id: str | None = None,
     Args:
       path: a checkpoint directory, a run directory, or a file written by
         ``ddpg-jax export`` (:func:`ddpg_jax.export.export_checkpoint`).
-      env_id: the gymnasium env to evaluate on instead of the run's; it must
-        have the policy's observation size and action bounds (checked here,
-        with gymnasium).
+      env_id: the env to evaluate on instead of the run's (a gymnasium id,
+        or a JAX env spec, see :func:`uses_jax_env`); it must have the
+        policy's observation size and action bounds (checked here).
       which: for a run directory, ``"latest"`` or ``"best"``.
 
     Returns:
@@ -176,7 +225,8 @@ def load_policy(path: str | os.PathLike, env_id: str | None = None,
     if Path(path).is_file():
         policy = load_exported(path)
         if env_id is not None and env_id != policy.env_id:
-            _check_env_fits(env_id, policy.obs_dim, policy.action_low, policy.action_high)
+            _check_env_fits(env_id, policy.obs_dim, policy.action_low, policy.action_high,
+                            _backend_of(policy))
             policy.meta = {**policy.meta, "env_id": env_id}
         return policy
     return load_checkpoint_policy(path, env_id, which)
@@ -222,18 +272,35 @@ def evaluate_checkpoint(policy: Policy | ExportedPolicy, episodes: int | None = 
                         video_dir: str | os.PathLike | None = None) -> list[np.ndarray]:
     """Returns, per seed of the policy, the returns of ``episodes`` deterministic episodes.
 
-    Needs gymnasium and the policy's env (``policy.env_id``).
+    Needs the policy's env (``policy.env_id``): gymnasium's, or for a JAX env
+    spec (:func:`uses_jax_env`) the JAX env, on which all episodes run side by
+    side in one compiled program.
 
     Args:
       policy: from :func:`load_policy` (a checkpoint's or an exported file's).
       episodes: default: the run's ``eval_episodes``.
-      seed: seed of the first episode; default: the run's evaluation seed.
-      video_dir: record every episode there (needs the ``video`` extra).
+      seed: seed of the first episode; default: the run's evaluation seed. On a
+        JAX env: the episodes start from ``jax.random.PRNGKey(seed)``'s
+        states; by default a checkpoint's from those of the run's own
+        evaluations, an exported file's from its run's evaluation seed.
+      video_dir: record every episode there (needs the ``video`` extra;
+        gymnasium envs only).
+
+    Raises:
+      EnvSpecError: for a video of a JAX env, or an env that cannot be built.
     """
     from ddpg_jax.drivers.host import EVAL_SEED_OFFSET, evaluate_policy
     from ddpg_jax.envcheck import env_factory
 
     episodes = policy.config.eval_episodes if episodes is None else episodes
+    if uses_jax_env(policy.env_id, _backend_of(policy)):
+        if video_dir is not None:
+            from ddpg_jax.envcheck import EnvSpecError
+
+            raise EnvSpecError(f"videos are recorded with gymnasium's RecordVideo; "
+                               f"{policy.env_id!r} is a JAX env, which has no gymnasium "
+                               "renderer here. Accepted: evaluation without --video.")
+        return _evaluate_on_jax_env(policy, episodes, seed)
     seed = policy.config.seed + EVAL_SEED_OFFSET if seed is None else seed
     factory = env_factory(policy.env_id)
     # The training envs' wrapper statistics (e.g. NormalizeObservation), frozen, as in training.
@@ -256,3 +323,36 @@ def evaluate_checkpoint(policy: Policy | ExportedPolicy, episodes: int | None = 
             out.append(evaluate_policy(lambda _, obs: act(obs), None, factory, episodes, seed,
                                        prepare=prepare))
     return out
+
+
+def _jax_eval_keys(policy: Policy | ExportedPolicy, seed: int | None) -> list[jax.Array]:
+    """One evaluation key per seed of the policy (see :func:`evaluate_checkpoint`)."""
+    from ddpg_jax.drivers.host import EVAL_SEED_OFFSET
+
+    saved = getattr(policy, "eval_keys", None)
+    if seed is None and saved is not None and len(saved) == policy.num_seeds:
+        return [jax.numpy.asarray(k) for k in saved]
+    # An exported file (or a checkpoint without keys) starts from its evaluation seed.
+    seed = policy.config.seed + EVAL_SEED_OFFSET if seed is None else seed
+    return [jax.random.PRNGKey(seed)] * policy.num_seeds
+
+
+def _evaluate_on_jax_env(policy: Policy | ExportedPolicy, episodes: int,
+                         seed: int | None) -> list[np.ndarray]:
+    """Deterministic episodes on the JAX env of ``policy.env_id``, compiled once for all seeds."""
+    from ddpg_jax.envs.specs import from_spec
+    from ddpg_jax.learner import evaluate_episodes
+
+    env, params, _ = from_spec(policy.env_id)
+    keys = _jax_eval_keys(policy, seed)
+    if isinstance(policy, ExportedPolicy):
+        act = policy.exported.call
+        run = jax.jit(lambda key: evaluate_episodes(act, key, env, params, episodes))
+        return [np.asarray(run(keys[0]), np.float64)]
+    learner = policy.learner
+
+    def returns(ts: Any, key: jax.Array) -> jax.Array:
+        return evaluate_episodes(lambda obs: learner.policy(ts, obs), key, env, params, episodes)
+
+    run = jax.jit(returns)
+    return [np.asarray(run(ts, k), np.float64) for ts, k in zip(policy.train_states, keys)]

@@ -11,7 +11,7 @@ from ddpg_jax.checkpoint import Checkpoint
 from ddpg_jax.config import ConfigError, DDPGConfig
 from ddpg_jax.drivers.result import TrainResult
 from ddpg_jax.drivers.session import Callbacks
-from ddpg_jax.envcheck import EnvFactory, EnvSpecError
+from ddpg_jax.envcheck import EnvFactory
 from ddpg_jax.envs.core import Environment
 from ddpg_jax.management import RunOptions
 
@@ -19,18 +19,17 @@ BACKENDS = ("gymnasium", "jax")
 
 
 def jax_env(env: Any, env_params: Any) -> tuple[Environment, Any, str]:
-    """``(env, params, id)`` from an id of :func:`ddpg_jax.envs.make`, an env or an ``(env, params)`` pair."""
-    from ddpg_jax import envs
+    """``(env, params, id)`` from an env spec, an env or an ``(env, params)`` pair.
+
+    A string goes through :func:`ddpg_jax.envs.from_spec` (a built-in id,
+    ``playground:TASK``, ``brax:NAME``, ``gymnax:NAME`` or ``module:function``),
+    which raises :class:`~ddpg_jax.envcheck.EnvSpecError` for a bad one.
+    """
+    from ddpg_jax.envs.specs import from_spec
 
     if isinstance(env, str):
-        try:
-            made, params = envs.make(env)
-        except ValueError:
-            raise EnvSpecError(
-                f"unknown JAX environment id {env!r} for the jax backend; accepted: "
-                f"{' | '.join(envs.registered_envs())} (or the gymnasium backend for any "
-                "gymnasium id).") from None
-        return made, params if env_params is None else env_params, env
+        made, params, env_id = from_spec(env)
+        return made, params if env_params is None else env_params, env_id
     if isinstance(env, tuple) and len(env) == 2 and isinstance(env[0], Environment):
         return env[0], env[1] if env_params is None else env_params, env[0].name
     return env, env_params, env.name
@@ -61,10 +60,12 @@ def train(
       ``gymnasium.Env`` (wrappers included) trains through the gymnasium
       driver: host envs, one compiled call per vector step.
     * A JAX env (:class:`ddpg_jax.envs.Environment`, or the ``(env, params)``
-      pair of :func:`ddpg_jax.envs.make`), or an id with ``backend="jax"``,
-      trains through the whole-loop driver: ``num_seeds`` runs vmapped and
-      sharded over ``devices``, in compiled chunks between evaluation and
-      checkpoint points.
+      pair of :func:`ddpg_jax.envs.make`), or an env spec with
+      ``backend="jax"`` (a built-in id, ``"playground:CartpoleBalance"``,
+      ``"brax:NAME"``, ``"gymnax:NAME"`` or ``"module:function"``; see
+      :func:`ddpg_jax.envs.from_spec`), trains through the whole-loop driver:
+      ``num_seeds`` runs vmapped and sharded over ``devices``, in compiled
+      chunks between evaluation and checkpoint points.
 
     Args:
       config: the run's settings; validated before anything else happens.

@@ -1,4 +1,4 @@
-"""Adapters: gymnasium functional envs, gymnax and brax (optional extras)."""
+"""Adapters: gymnasium functional envs and gymnax (optional); brax is in test_brax.py."""
 
 from __future__ import annotations
 
@@ -296,68 +296,3 @@ def test_gymnax_rejects_discrete_actions():
     pytest.importorskip("gymnax")
     with pytest.raises(ValueError, match="action space.*Box"):
         from_gymnax("CartPole-v1")
-
-
-# ---------------------------------------------------------------------- #
-# brax (optional)
-# ---------------------------------------------------------------------- #
-
-
-def test_brax_fast_env_time_limit_and_autoreset():
-    pytest.importorskip("brax")
-    env, params = from_brax("fast", episode_length=5)
-    assert env.obs_shape == (2,) and env.action_shape == (1,)
-    ones = lambda obs: jnp.ones((1,))
-    traj = jax.device_get(jax.jit(lambda k: _rollout(env, params, k, 12, ones))(jax.random.key(0)))
-    assert np.flatnonzero(traj["truncated"]).tolist() == [4, 9]
-    assert not traj["terminated"].any()
-    # The car accelerates within an episode and starts from rest after a reset.
-    np.testing.assert_array_equal(traj["next_obs"][4], [0.0, 0.0])
-    assert traj["final_obs"][4, 1] > traj["final_obs"][3, 1] > 0
-    assert (traj["reward"][1:5] > 0).all()
-
-
-def test_brax_episode_wrapper_truncation_is_honoured():
-    pytest.importorskip("brax")
-    from brax.envs import get_environment
-    from brax.envs.wrappers.training import AutoResetWrapper, EpisodeWrapper
-
-    wrapped = EpisodeWrapper(get_environment("fast"), episode_length=3, action_repeat=1)
-    env, params = from_brax(wrapped, episode_length=100)
-    ones = lambda obs: jnp.ones((1,))
-    traj = jax.device_get(jax.jit(lambda k: _rollout(env, params, k, 7, ones))(jax.random.key(0)))
-    assert np.flatnonzero(traj["truncated"]).tolist() == [2, 5]
-    assert not traj["terminated"].any()
-    with pytest.raises(ValueError, match="AutoResetWrapper"):
-        from_brax(AutoResetWrapper(wrapped))
-
-
-def test_brax_done_maps_to_terminated():
-    pytest.importorskip("brax")
-    from brax.envs.base import Env, State
-
-    class Falls(Env):
-        """1-D toy: the position grows by the action and the episode ends past 1."""
-
-        def reset(self, rng):
-            pos = jax.random.uniform(rng, (1,), maxval=0.1)
-            return State(None, pos, jnp.zeros(()), jnp.zeros(()), {}, {"steps_here": jnp.zeros(())})
-
-        def step(self, state, action):
-            pos = state.obs + 0.3 * action
-            done = jnp.where(pos[0] > 1.0, 1.0, 0.0)
-            info = {"steps_here": state.info["steps_here"] + 1}
-            return state.replace(obs=pos, reward=pos[0], done=done, info=info)
-
-        observation_size = 1
-        action_size = 1
-        backend = "none"
-
-    env, params = from_brax(Falls(), episode_length=50)
-    ones = lambda obs: jnp.ones((1,))
-    traj = jax.device_get(jax.jit(lambda k: _rollout(env, params, k, 8, ones))(jax.random.key(0)))
-    # 0.3 per step from [0, 0.1): the 4th step crosses 1.0.
-    assert np.flatnonzero(traj["terminated"]).tolist() == [3, 7]
-    assert not traj["truncated"].any()
-    assert (traj["final_obs"][traj["terminated"], 0] > 1.0).all()
-    assert (traj["next_obs"][traj["terminated"], 0] < 0.1).all()

@@ -6,6 +6,9 @@
   wrapping one.
 * :func:`from_gymnax`: gymnax (>= 1.0) envs; optional extra ``ddpg-jax[gymnax]``.
 * :func:`from_brax`: brax envs; optional extra ``ddpg-jax[brax]``.
+* :class:`BraxProtocolEnv`: what brax and MuJoCo Playground envs share (both
+  have brax's ``reset(rng) -> State`` / ``step(State, action) -> State``);
+  :func:`ddpg_jax.envs.from_playground` builds on it.
 
 Every adapter keeps the wrapped env's own dynamics (including how it treats
 out-of-bounds actions) and routes time limit and auto-reset through
@@ -16,6 +19,8 @@ action spaces are accepted: DDPG's actor outputs real vectors.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -29,6 +34,7 @@ __all__ = [
     "AdapterState",
     "BraxEnv",
     "BraxParams",
+    "BraxProtocolEnv",
     "FuncEnvParams",
     "GymnasiumFunctionalEnv",
     "GymnaxEnv",
@@ -319,65 +325,152 @@ def from_gymnax(env_or_id: Any, params: Any = None) -> tuple[GymnaxEnv, Any]:
 
 
 # ---------------------------------------------------------------------- #
-# brax
+# envs with brax's functional protocol: brax and MuJoCo Playground
 # ---------------------------------------------------------------------- #
 
 
 @struct.dataclass
 class BraxParams:
-    """Params of a wrapped brax env (brax envs keep their constants inside)."""
+    """Params of an env with brax's protocol (brax or MuJoCo Playground).
 
-    max_steps_in_episode: int  # time limit (brax's episode_length)
+    Those envs keep their physical constants inside; only the time limit is
+    a param here.
+    """
+
+    max_steps_in_episode: int  # time limit in agent steps (after action repeat)
 
 
 # Wrappers that batch or reset on their own would fight our vmap and auto-reset.
-_UNSUPPORTED_BRAX_WRAPPERS = (
+# The Brax* names are MuJoCo Playground's versions of brax's wrappers.
+_UNSUPPORTED_WRAPPERS = (
     "AutoResetWrapper",
     "VmapWrapper",
     "DomainRandomizationVmapWrapper",
     "EvalWrapper",
+    "BraxAutoResetWrapper",
+    "BraxDomainRandomizationVmapWrapper",
 )
 
 
-class BraxEnv(Environment[AdapterState, BraxParams]):
-    """A brax environment seen through the :class:`Environment` protocol.
+def _check_count(value: Any, what: str) -> int:
+    """An integer setting that must be >= 1, validated before anything is traced."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{what} must be an integer >= 1, got {value!r}")
+    return int(value)
 
-    A brax ``State`` (``obs``, ``reward``, ``done``, ``info``) is kept whole in
-    :class:`AdapterState`. Without brax's ``EpisodeWrapper`` (the default of
-    :func:`from_brax`), brax's ``done`` is a true termination (e.g. a fallen
-    hopper) and the time limit comes from ``max_steps_in_episode``. If the
-    given env is wrapped in ``EpisodeWrapper``, its ``info["truncation"]`` is
-    honoured: ``truncated = truncation`` and ``terminated = done and not
-    truncation``. (brax clears ``truncation`` when the env also terminated on
-    the last step, so such a step is reported as terminated only.)
 
-    brax's ``step`` takes no key; brax envs are deterministic given the state.
-    Actions are passed unchanged (brax's actuators clip to their control
-    ranges); the action space is brax's convention ``[-1, 1]``.
+def _keep_dtypes(new: Any, old: Any) -> Any:
+    """``new`` with the dtypes of ``old``, leaf by leaf.
+
+    Some envs return a state whose leaves differ in dtype from the state they
+    were given (an int counter from ``reset`` that becomes float after one
+    step, say). A scan carry must keep its types, so the state coming out of
+    a step takes the types of the state that went in. PRNG keys are left alone.
     """
 
-    def __init__(self, brax_env: Any, episode_length: int):
-        """See :func:`from_brax`."""
-        layer = brax_env
+    def cast(n: Any, o: Any) -> Any:
+        n = jnp.asarray(n)
+        o_dtype = jnp.asarray(o).dtype
+        if n.dtype == o_dtype or jax.dtypes.issubdtype(o_dtype, jax.dtypes.prng_key):
+            return n
+        return n.astype(o_dtype)
+
+    return jax.tree.map(cast, new, old)
+
+
+class BraxProtocolEnv(Environment[AdapterState, BraxParams]):
+    """Shared base of the adapters for envs with brax's functional protocol.
+
+    brax envs and MuJoCo Playground tasks (``MjxEnv``) work alike:
+    ``reset(rng) -> State`` and ``step(State, action) -> State``, where
+    ``State`` holds ``obs``, ``reward``, ``done``, ``info`` and ``metrics``
+    (plus the physics state). This class maps them onto :class:`Environment`:
+
+    * the wrapped ``State`` is kept whole in :class:`AdapterState`;
+    * ``done`` is a true termination (a fallen hopper, NaN physics); the time
+      limit comes from :class:`BraxParams` and is reported as truncation. If
+      the wrapped env carries brax's ``info["truncation"]`` (it is wrapped in
+      brax's ``EpisodeWrapper``), that flag is honoured: ``truncated =
+      truncation``, ``terminated = done and not truncation``;
+    * ``action_repeat`` > 1 applies each action that many times, summing the
+      rewards, as brax's ``EpisodeWrapper`` does (which playground's
+      ``wrap_for_brax_training`` uses): the inner steps are not cut short by
+      a ``done`` on an earlier one, and ``done`` is that of the last one.
+      ``episode_length`` counts the inner steps, like ``EpisodeWrapper``'s
+      counter, which advances by ``action_repeat`` per agent step and ends
+      the episode once it reaches ``episode_length``: an episode therefore
+      lasts ``ceil(episode_length / action_repeat)`` agent steps;
+    * dict observations: the entry ``obs_key`` is the observation;
+    * steps take no key (these envs are deterministic given their state);
+      actions are passed unchanged, in the protocol's range ``[-1, 1]``.
+    """
+
+    def __init__(
+        self,
+        inner: Any,
+        *,
+        name: str,
+        episode_length: int,
+        action_repeat: int = 1,
+        obs_key: str | None = "state",
+        family: str = "brax",
+    ):
+        """Validates the settings and the observation layout (by abstract evaluation only)."""
+        layer = inner
         while layer is not None:
-            if type(layer).__name__ in _UNSUPPORTED_BRAX_WRAPPERS:
+            if type(layer).__name__ in _UNSUPPORTED_WRAPPERS:
                 raise ValueError(
-                    f"brax env is wrapped in {type(layer).__name__}; pass the bare env (or one "
-                    "wrapped only in EpisodeWrapper): ddpg_jax resets and vmaps by itself"
+                    f"{family} env is wrapped in {type(layer).__name__}; pass the bare env (or "
+                    "one wrapped only in brax's EpisodeWrapper): ddpg_jax resets and vmaps by "
+                    "itself"
                 )
             layer = getattr(layer, "env", None) if "Wrapper" in type(layer).__name__ else None
-        _check_positive_steps(episode_length, "episode_length")
-        self.brax_env = brax_env
-        self._name = type(getattr(brax_env, "unwrapped", brax_env)).__name__
-        obs_size = brax_env.observation_size
-        if not isinstance(obs_size, (int, np.integer)):
+        self.inner = inner
+        self.episode_length = _check_count(episode_length, "episode_length")
+        self.action_repeat = _check_count(action_repeat, "action_repeat")
+        self.obs_key = obs_key
+        self._name = name
+        self._family = family
+        action_size = getattr(inner, "action_size", None)
+        if not isinstance(action_size, (int, np.integer)) or action_size < 1:
+            raise ValueError(f"{family} env {name} has action_size {action_size!r}; "
+                             "expected a positive integer")
+        # The observation layout, from an abstract reset: nothing is compiled or run.
+        layout = jax.eval_shape(inner.reset, jax.random.PRNGKey(0)).obs
+        self._structured = isinstance(layout, Mapping)
+        if self._structured:
+            self._check_obs_key(sorted(layout))
+        obs = self._observe_layout(layout)
+        if len(obs.shape) != 1:
+            where = f"observation {obs_key!r}" if self._structured else "observation"
             raise ValueError(
-                f"brax env {self._name} has structured observations {obs_size!r}; "
-                "only flat array observations are supported"
+                f"{family} env {name} has {where} of shape {tuple(obs.shape)}; only flat "
+                "(1-D) observation vectors are supported by the MLP networks"
             )
-        self._obs_space = Box.from_bounds(-jnp.inf, jnp.inf, (int(obs_size),))
-        self._action_space = Box.from_bounds(-1.0, 1.0, (int(brax_env.action_size),))
-        self._default_params = BraxParams(max_steps_in_episode=episode_length)
+        self._obs_space = Box.from_bounds(-jnp.inf, jnp.inf, (int(obs.shape[0]),))
+        self._action_space = Box.from_bounds(-1.0, 1.0, (int(action_size),))
+        steps = -(-self.episode_length // self.action_repeat)  # ceil
+        self._default_params = BraxParams(max_steps_in_episode=steps)
+
+    def _check_obs_key(self, keys: list[str]) -> None:
+        """Refuses an ``obs_key`` that the env's dict observations do not have."""
+        if self.obs_key is None:
+            raise ValueError(
+                f"{self._family} env {self._name} has dict observations with keys "
+                f"{', '.join(map(repr, keys))}; pass obs_key= one of them"
+            )
+        if self.obs_key not in keys:
+            raise ValueError(
+                f"{self._family} env {self._name} has no observation key {self.obs_key!r}; its "
+                f"observation keys are {', '.join(map(repr, keys))}; pass obs_key= one of them"
+            )
+
+    def _observe_layout(self, obs: Any) -> Any:
+        """The observation vector within the env's observation (a dict or the vector itself)."""
+        return obs[self.obs_key] if self._structured else obs
+
+    def _observe(self, inner_state: Any) -> jax.Array:
+        return self._observe_layout(inner_state.obs)
 
     @property
     def name(self) -> str:
@@ -394,31 +487,88 @@ class BraxEnv(Environment[AdapterState, BraxParams]):
         return self._action_space
 
     def reset_env(self, key: jax.Array, params: BraxParams) -> tuple[jax.Array, AdapterState]:
-        brax_state = self.brax_env.reset(key)
-        return brax_state.obs, AdapterState(brax_state, _zero_time())
+        inner_state = self.inner.reset(key)
+        return self._observe(inner_state), AdapterState(inner_state, _zero_time())
+
+    def _inner_step(self, inner_state: Any, action: jax.Array) -> Any:
+        if self.action_repeat == 1:
+            return _keep_dtypes(self.inner.step(inner_state, action), inner_state)
+
+        def repeat(s: Any, _: Any) -> tuple[Any, jax.Array]:
+            s = _keep_dtypes(self.inner.step(s, action), s)
+            return s, jnp.asarray(s.reward)
+
+        inner_state, rewards = jax.lax.scan(repeat, inner_state, None, length=self.action_repeat)
+        return inner_state.replace(reward=jnp.sum(rewards, axis=0).astype(rewards.dtype))
 
     def step_env(
         self, key: jax.Array, state: AdapterState, action: jax.Array, params: BraxParams
     ) -> tuple[jax.Array, AdapterState, jax.Array, jax.Array, jax.Array]:
-        del key  # brax steps are deterministic
-        brax_state = self.brax_env.step(state.env_state, action)
-        done = jnp.asarray(brax_state.done) > 0.5
-        if "truncation" in brax_state.info:
-            truncated = jnp.asarray(brax_state.info["truncation"]) > 0.5
+        del key  # these envs are deterministic given their state
+        inner_state = self._inner_step(state.env_state, action)
+        done = jnp.asarray(inner_state.done) > 0.5
+        if "truncation" in inner_state.info:
+            truncated = jnp.asarray(inner_state.info["truncation"]) > 0.5
         else:
             truncated = jnp.zeros((), jnp.bool_)
         terminated = done & ~truncated
         return (
-            brax_state.obs,
-            state.replace(env_state=brax_state),
-            brax_state.reward,
+            self._observe(inner_state),
+            state.replace(env_state=inner_state),
+            inner_state.reward,
             terminated,
             truncated,
         )
 
 
+# ---------------------------------------------------------------------- #
+# brax
+# ---------------------------------------------------------------------- #
+
+
+class BraxEnv(BraxProtocolEnv):
+    """A brax environment seen through the :class:`Environment` protocol.
+
+    See :class:`BraxProtocolEnv` for the mapping. Without brax's
+    ``EpisodeWrapper`` (the default of :func:`from_brax`) brax's ``done`` is
+    a true termination and the time limit comes from ``episode_length``. If
+    the given env is wrapped in ``EpisodeWrapper``, its ``info["truncation"]``
+    is honoured (brax clears ``truncation`` when the env also terminated on
+    the last step, so such a step is reported as terminated only).
+    """
+
+    def __init__(
+        self,
+        brax_env: Any,
+        episode_length: int,
+        action_repeat: int = 1,
+        obs_key: str | None = "state",
+    ):
+        """See :func:`from_brax`."""
+        self.brax_env = brax_env
+        super().__init__(
+            brax_env,
+            name=type(getattr(brax_env, "unwrapped", brax_env)).__name__,
+            episode_length=episode_length,
+            action_repeat=action_repeat,
+            obs_key=obs_key,
+            family="brax",
+        )
+
+
+def _brax_env_names(brax_envs: Any) -> list[str]:
+    # brax keeps its registry in a module-level dict and has no public listing.
+    return sorted(getattr(brax_envs, "_envs", {}))
+
+
 def from_brax(
-    env_name_or_env: Any, episode_length: int = 1000, backend: str | None = None, **env_kwargs: Any
+    env_name_or_env: Any,
+    episode_length: int = 1000,
+    backend: str | None = None,
+    *,
+    action_repeat: int = 1,
+    obs_key: str | None = "state",
+    **env_kwargs: Any,
 ) -> tuple[BraxEnv, BraxParams]:
     """Wraps a brax environment as an :class:`Environment`.
 
@@ -428,10 +578,14 @@ def from_brax(
       env_name_or_env: a brax env name (``brax.envs.get_environment``, e.g.
         ``"halfcheetah"``, ``"ant"``) or a brax ``Env`` instance (bare, or
         wrapped only in ``EpisodeWrapper``).
-      episode_length: time limit in steps, as in ``brax.envs.create``.
+      episode_length: time limit in brax steps, as in ``brax.envs.create``.
       backend: brax physics backend (``"generalized"``, ``"positional"``,
         ``"spring"``, ``"mjx"``) when building from a name; ``None`` keeps
         the env's default.
+      action_repeat: times each action is applied per agent step, as in
+        ``brax.envs.create`` (rewards summed; an episode lasts
+        ``ceil(episode_length / action_repeat)`` agent steps).
+      obs_key: for dict observations, the entry used as the observation.
       **env_kwargs: further constructor arguments when building from a name.
 
     Returns:
@@ -439,16 +593,23 @@ def from_brax(
 
     Raises:
       ImportError: if brax is not installed.
-      ValueError: for auto-resetting or vmapping brax wrappers, structured
-        observations or a non-positive ``episode_length``.
+      ValueError: for an unknown env name (with close matches), auto-resetting
+        or vmapping brax wrappers, non-flat observations or a missing
+        ``obs_key``, or a non-positive ``episode_length`` / ``action_repeat``.
     """
     if isinstance(env_name_or_env, str):
         brax_envs = _import_optional("brax.envs", BRAX_HINT)
+        known = _brax_env_names(brax_envs)
+        if known and env_name_or_env not in known:
+            close = difflib.get_close_matches(env_name_or_env, known, n=3, cutoff=0.6)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            raise ValueError(f"unknown brax env name {env_name_or_env!r}.{hint} brax envs: "
+                             f"{', '.join(known)}")
         if backend is not None:
             env_kwargs["backend"] = backend
         brax_env = brax_envs.get_environment(env_name_or_env, **env_kwargs)
     else:
         _import_optional("brax", BRAX_HINT)
         brax_env = env_name_or_env
-    adapter = BraxEnv(brax_env, episode_length)
+    adapter = BraxEnv(brax_env, episode_length, action_repeat, obs_key)
     return adapter, adapter.default_params

@@ -6,6 +6,7 @@ table on stdout and learning curves as PNG when matplotlib is installed):
     python -m benchmarks.learning --suite pendulum            # 20k steps, 10 seeds, every preset
     python -m benchmarks.learning --suite mountaincar         # 100k steps, 5 seeds
     python -m benchmarks.learning --suite mujoco --env Hopper-v5 --steps 50000 --seeds 1
+    python -m benchmarks.learning --suite playground          # CartpoleBalance, 100k steps, 4 seeds
 
 Results are written after every variant; ``--resume`` keeps the variants already
 in the JSON file and runs only the missing ones.
@@ -49,6 +50,17 @@ SUITES: dict[str, dict[str, Any]] = {
                         variants=[("default", {}), ("default", {"noise": "ou", "noise_scale": 0.3}),
                                   ("paper", {}), ("td3", {}), ("ourddpg", {}),
                                   ("ourddpg", {"noise": "ou", "noise_scale": 0.3})]),
+    # A MuJoCo Playground DM Control task on the whole-loop jit with 4 vmapped seeds, on CPU:
+    # TD3 with 16 parallel envs, 4 gradient steps per vector step, 3-step returns and per-env
+    # noise scales in [0.1, 0.4] (the parallel-env settings of the accelerator preset at CPU
+    # sizes). DM Control returns lie in [0, 1000]; 800 is a balanced pole for most of an episode.
+    "playground": dict(env="CartpoleBalance", family="playground", steps=100_000, seeds=4,
+                       threshold=800.0, eval_every=10_000, eval_episodes=4,
+                       variants=[("td3", dict(num_envs=16, batch_size=256, buffer_size=160_000,
+                                              warmup_steps=4096, hidden_sizes=(256, 256),
+                                              updates_per_vector_step=4, n_step=3,
+                                              noise_scale=0.1, noise_scale_max=0.4,
+                                              weight_init="lecun_normal"))]),
     # The TD3 paper's Table 1 compares DDPG (Lillicrap et al.'s settings: our "paper"
     # preset), "Our DDPG" and TD3, and starts HalfCheetah with 10000 random steps.
     "mujoco": dict(env="Hopper-v5", steps=50_000, seeds=1, threshold=None,
@@ -70,7 +82,12 @@ def run_jax_variant(env_id: str, preset_name: str, overrides: dict, suite: dict,
     from ddpg_jax import preset, run_seeds
     from ddpg_jax.envs import make
 
-    env, params = make(env_id)
+    if suite.get("family"):  # e.g. MuJoCo Playground tasks: "playground:CartpoleBalance"
+        from ddpg_jax.envs import from_spec
+
+        env, params, _ = from_spec(f"{suite['family']}:{env_id}")
+    else:
+        env, params = make(env_id)
     # All seeds come from one key: run_seeds splits PRNGKey(first_seed) into `seeds` keys.
     config = preset(preset_name, total_steps=steps, eval_every=suite["eval_every"],
                     eval_episodes=suite["eval_episodes"], seed=suite["first_seed"], **overrides)

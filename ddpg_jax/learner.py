@@ -186,7 +186,7 @@ def make_learner(
             rows = nstep.make_row(transitions, done)
         return agent._replace(buffer=rb.add(agent.buffer, rows), train_state=ts)
 
-    def sample(agent: AgentState, key: PRNGKey) -> Transition:
+    def sample(agent: AgentState, key: PRNGKey) -> Transition | nstep.NStepTransition:
         if n_step > 1:
             return nstep.sample_batches(agent.buffer, key, config.batch_size, updates, n_step,
                                         num_envs, agent.train_state.hparams.gamma)

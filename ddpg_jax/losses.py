@@ -39,8 +39,8 @@ def td_target(
     Lillicrap et al. (2015), Algorithm 1. With several critics the minimum over
     the target critics is taken (Fujimoto et al. 2018, Eq. 10); with one it is
     the paper's target. Truncated-but-not-terminated transitions keep the
-    bootstrap, since only ``terminated`` enters the mask. An n-step sample
-    (``batch.discount`` set) is bootstrapped with ``gamma * discount``.
+    bootstrap, since only ``terminated`` enters the mask. An n-step batch
+    (:class:`ddpg_jax.nstep.NStepTransition`) is bootstrapped with ``gamma * discount``.
 
     Args:
       action_noise: optional ``[batch, action_dim]`` perturbation added to
@@ -55,8 +55,9 @@ def td_target(
         next_action = jnp.clip(next_action + action_noise, action_low, action_high)
     next_q = jnp.min(critic_apply(target_critic_params, batch.next_obs, next_action), axis=0)
     bootstrap = 1.0 - batch.terminated
-    if batch.discount is not None:  # an n-step sample: gamma^m in all
-        bootstrap = batch.discount * bootstrap
+    discount = getattr(batch, "discount", None)  # an n-step sample: gamma^m in all
+    if discount is not None:
+        bootstrap = discount * bootstrap
     y = batch.reward + gamma * bootstrap * next_q
     return jax.lax.stop_gradient(y)
 

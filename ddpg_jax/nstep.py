@@ -34,6 +34,17 @@ from ddpg_jax import buffer as rb
 from ddpg_jax.types import Array, PRNGKey, Transition
 
 
+class NStepTransition(NamedTuple):
+    """A sampled n-step batch: a :class:`~ddpg_jax.types.Transition`'s fields plus ``discount``."""
+
+    obs: Array  # [..., obs_dim]: the first step's observation
+    action: Array  # [..., action_dim]: the first step's action
+    reward: Array  # [...]: r_0 + gamma r_1 + ... + gamma^(m-1) r_(m-1)
+    terminated: Array  # [...]: whether the last step taken terminated
+    next_obs: Array  # [..., obs_dim]: the last step's next observation
+    discount: Array  # [...]: gamma^(m-1); the target bootstraps with gamma * discount
+
+
 class Row(NamedTuple):
     """A stored row when ``n_step > 1``."""
 
@@ -47,7 +58,7 @@ def make_row(transition: Transition, done: Array) -> Row:
 
 
 def sample_batches(buffer: rb.BufferState, key: PRNGKey, batch_size: int, num_batches: int,
-                   n: int, stride: int, gamma: Array) -> Transition:
+                   n: int, stride: int, gamma: Array) -> NStepTransition:
     """``num_batches`` batches of n-step samples, each leaf ``[num_batches, batch_size, ...]``.
 
     Args:
@@ -59,7 +70,7 @@ def sample_batches(buffer: rb.BufferState, key: PRNGKey, batch_size: int, num_ba
       gamma: the discount (may be traced).
 
     Returns:
-      Transitions with ``discount`` set (see the module docstring).
+      n-step samples (see the module docstring).
     """
     start = jax.random.randint(key, (batch_size * num_batches,), 0, jnp.maximum(buffer.size, 1))
     sample = returns_from(buffer, start, n, stride, gamma)
@@ -67,7 +78,7 @@ def sample_batches(buffer: rb.BufferState, key: PRNGKey, batch_size: int, num_ba
 
 
 def returns_from(buffer: rb.BufferState, start: Array, n: int, stride: int,
-                 gamma: Array) -> Transition:
+                 gamma: Array) -> NStepTransition:
     """The n-step samples that start at rows ``start`` (``[k]`` ints), leaves ``[k, ...]``."""
     capacity = buffer.capacity
     newest = (buffer.insert_pos - 1) % capacity
@@ -80,7 +91,7 @@ def returns_from(buffer: rb.BufferState, start: Array, n: int, stride: int,
     powers = jnp.power(gamma, jnp.arange(n, dtype=jnp.float32))[:, None]
     last = jnp.sum(taken, axis=0) - 1  # >= 0: the start row is always taken
     pick = jnp.arange(start.shape[0])
-    return Transition(
+    return NStepTransition(
         obs=window.transition.obs[0],
         action=window.transition.action[0],
         reward=jnp.sum(jnp.where(taken, powers * window.transition.reward, 0.0), axis=0),

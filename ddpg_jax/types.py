@@ -20,8 +20,8 @@ class Transition(NamedTuple):
     ``next_obs`` is the observation that followed ``action``: on an episode end
     it is the final observation of that episode, never the reset observation.
     Only ``terminated`` cuts the bootstrap; time-limit truncation does not.
-    With n-step returns (:mod:`ddpg_jax.nstep`), a sampled ``reward`` is the
-    discounted sum over the steps taken and ``next_obs`` the last one's.
+    With n-step returns, batches are :class:`ddpg_jax.nstep.NStepTransition`
+    instead: the same fields plus the bootstrap's extra ``discount``.
     """
 
     obs: Array  # [..., obs_dim] float32
@@ -29,10 +29,6 @@ class Transition(NamedTuple):
     reward: Array  # [...] float32
     terminated: Array  # [...] float32 in {0, 1}
     next_obs: Array  # [..., obs_dim] float32
-    #: Only on sampled n-step batches: gamma^(m-1) for an m-step return, so the
-    #: target is ``reward + gamma * discount * (1 - terminated) * Q'(next_obs)``.
-    #: ``None`` (one-step transitions, and everything stored) means 1.
-    discount: Array | None = None
 
 
 #: The traced hyperparameters of a run, one float32 field per name in

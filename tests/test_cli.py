@@ -92,6 +92,16 @@ BAD_INPUTS = {
     "stray_value": (["train", *PENDULUM_OK, "0.9"], ["0.9"]),
     "unknown_preset": (["train", *PENDULUM_OK, "--preset", "papr"], ["'papr'", "paper"]),
     "unknown_noise": (["train", *PENDULUM_OK, "--noise", "pink"], ["noise", "'pink'", "ou"]),
+    "nstep_buffer_not_multiple": (["train", *PENDULUM_OK, "--n-step", "3", "--num-envs", "3",
+                                   "--buffer-size", "1000"], ["n_step 3", "multiple of num_envs",
+                                                              "999"]),
+    "num_envs_over_buffer": (["train", *PENDULUM_OK, "--num-envs", "300", "--buffer-size",
+                              "200", "--batch-size", "100"], ["num_envs 300", "buffer_size 200"]),
+    "noise_scale_max_below": (["train", *PENDULUM_OK, "--noise-scale-max", "0.05"],
+                              ["noise_scale_max 0.05", "noise_scale 0.1"]),
+    "two_update_counts": (["train", *PENDULUM_OK, "--updates-per-vector-step", "2",
+                           "--updates-per-step", "2"], ["updates_per_vector_step 2",
+                                                        "updates_per_step"]),
 }
 
 

@@ -69,7 +69,7 @@ def test_nstep_hand_computed_full_window_termination_and_truncation():
 
 def test_nstep_target_bootstraps_with_gamma_to_the_steps_taken():
     gamma = 0.9
-    batch = Transition(obs=jnp.zeros((3, 1)), action=jnp.zeros((3, 1)),
+    batch = nstep.NStepTransition(obs=jnp.zeros((3, 1)), action=jnp.zeros((3, 1)),
                        reward=jnp.array([1.0, 2.0, 3.0]), terminated=jnp.array([0.0, 0.0, 1.0]),
                        next_obs=jnp.array([[10.0], [20.0], [30.0]]),
                        discount=jnp.array([gamma ** 2, 1.0, gamma]))

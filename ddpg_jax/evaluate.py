@@ -350,9 +350,5 @@ def _evaluate_on_jax_env(policy: Policy | ExportedPolicy, episodes: int,
         run = jax.jit(lambda key: evaluate_episodes(act, key, env, params, episodes))
         return [np.asarray(run(keys[0]), np.float64)]
     learner = policy.learner
-
-    def returns(ts: Any, key: jax.Array) -> jax.Array:
-        return evaluate_episodes(lambda obs: learner.policy(ts, obs), key, env, params, episodes)
-
-    run = jax.jit(returns)
+    run = jax.jit(lambda ts, key: learner.evaluate(ts, key, env, params, episodes))
     return [np.asarray(run(ts, k), np.float64) for ts, k in zip(policy.train_states, keys)]

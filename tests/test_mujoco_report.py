@@ -1,0 +1,84 @@
+"""The MuJoCo report merges per-seed files into the table by hand-computable statistics."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# benchmarks/ is a folder of scripts beside the package, not installed with it.
+_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "mujoco_report.py"
+_SPEC = importlib.util.spec_from_file_location("mujoco_report", _PATH)
+R = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(R)
+
+
+def _write(folder, env, preset, seed, curve, episodes=10, steps=200_000):
+    name = f"learning_mujoco_{env}_{steps // 1000}k_{preset}_seed{seed}.json"
+    row = {"variant": preset, "env_steps": [100_000, 200_000], "curves": [curve],
+           "run_time_s": 1200.0 + seed, "commit": "abc1234", "date": "2026-11-30T16:00:00",
+           "config": {"seed": seed, "eval_every": 5000, "eval_episodes": episodes,
+                      "warmup_steps": 1000}}
+    data = {"env_id": env, "steps": steps, "rows": [row], "command": "python -m ...",
+            "machine": {"cpu_model": "test"}}
+    (folder / name).write_text(json.dumps(data))
+
+
+def test_table_statistics_protocol_filter_and_ratio(tmp_path, capsys):
+    _write(tmp_path, "Hopper-v5", "td3", 0, [500.0, 1000.0])
+    _write(tmp_path, "Hopper-v5", "td3", 1, [900.0, 2000.0])
+    _write(tmp_path, "Hopper-v5", "td3", 2, [700.0, 3000.0])
+    _write(tmp_path, "Hopper-v5", "ourddpg", 0, [100.0, 200.0], episodes=5)  # other protocol
+    R.main(["--results", str(tmp_path), "--no-plot"])
+    summary = json.loads((tmp_path / "mujoco_200k_summary.json").read_text())
+    (row,) = summary["rows"]
+    assert (row["env_id"], row["preset"], row["seeds"]) == ("Hopper-v5", "td3", [0, 1, 2])
+    assert row["final_mean"] == pytest.approx(2000.0)
+    assert row["final_std"] == pytest.approx(np.sqrt(2.0 / 3.0) * 1000.0)  # population std
+    assert row["final_min"] == 1000.0
+    assert row["max_of_mean_curve"] == pytest.approx(2000.0)  # max(700, 2000)
+    assert row["authors_td3_mean"] == pytest.approx(2441.1)
+    assert row["ratio_to_authors"] == pytest.approx(2000.0 / 2441.1)
+    assert row["table1_1m"] == pytest.approx(3564.07)
+    assert row["wall_time_s_mean"] == pytest.approx(1201.0)
+    assert len(summary["left_out"]) == 1 and "ourddpg_seed0" in summary["left_out"][0]
+    assert summary["below_0.8_of_authors"] == []
+    assert len(summary["runs"]) == 3
+    out = capsys.readouterr().out
+    assert row["authors_td3_min"] == pytest.approx(903, abs=0.5)
+    assert row["authors_td3_max"] == pytest.approx(3290, abs=0.5)
+    assert ("| Hopper-v5 | `td3` | 3 | 2000 | 816 | 1000 | 2000 | 2441 (903 to 3290) | 0.82 |"
+            in out)
+
+
+def test_authors_curves_give_the_issue_figures():
+    """The stored summary of the authors' 10 seeds reproduces the means quoted in the issue."""
+    quoted = {"HalfCheetah": (5514, 6833, 9567), "Hopper": (660, 2441, 3391),
+              "Walker2d": (770, 2421, 4413)}
+    for name, means in quoted.items():
+        got = [R.authors_at(name, s) for s in (100_000, 200_000, 1_000_000)]
+        np.testing.assert_allclose(got, means, atol=0.5)
+        per_seed = R.authors()["tasks"][name]["per_seed_at"]["200000"]
+        assert len(per_seed) == 10
+        assert np.mean(per_seed) == pytest.approx(R.authors_at(name, 200_000), abs=0.1)
+        assert min(per_seed) == pytest.approx(R.authors_at(name, 200_000, "min"))
+    assert R.authors_at("Hopper", 200_001) is None and R.authors_at("Ant", 200_000) is None
+
+
+def test_low_ratio_is_flagged_and_mixed_points_refused(tmp_path):
+    _write(tmp_path, "Walker2d-v5", "ourddpg", 0, [100.0, 1000.0])
+    R.main(["--results", str(tmp_path), "--no-plot"])
+    summary = json.loads((tmp_path / "mujoco_200k_summary.json").read_text())
+    assert summary["below_0.8_of_authors"] == ["Walker2d-v5 ourddpg: 0.41 of the authors' TD3 mean"]
+    bad = json.loads((tmp_path / "learning_mujoco_Walker2d-v5_200k_ourddpg_seed0.json").read_text())
+    bad["rows"][0]["config"]["seed"] = 1
+    bad["rows"][0]["env_steps"] = [50_000, 200_000]
+    (tmp_path / "learning_mujoco_Walker2d-v5_200k_ourddpg_seed1.json").write_text(json.dumps(bad))
+    with pytest.raises(SystemExit, match="evaluation points differ"):
+        R.main(["--results", str(tmp_path), "--no-plot"])
+
+
+def test_no_runs_names_the_expected_files(tmp_path):
+    with pytest.raises(SystemExit, match="learning_mujoco_ENV_Kk_PRESET_seedS.json"):
+        R.main(["--results", str(tmp_path)])

@@ -83,7 +83,11 @@ def _pkg_version(name: str) -> str | None:
 
 
 def git_state() -> dict[str, Any]:
-    """Commit and whether the work tree had local changes (read-only git calls)."""
+    """Commit and whether tracked files had local changes (read-only git calls).
+
+    Untracked files do not count: results written by a run beside this one (new JSON and
+    PNG files) are not a change to the code that made the figures.
+    """
     def run(*args: str) -> str | None:
         try:
             return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
@@ -91,7 +95,7 @@ def git_state() -> dict[str, Any]:
         except (OSError, subprocess.SubprocessError):
             return None
 
-    status = run("status", "--porcelain")
+    status = run("status", "--porcelain", "--untracked-files=no")
     return {"commit": run("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None}
 
 

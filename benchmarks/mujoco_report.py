@@ -88,7 +88,8 @@ def load_runs(results: Path, steps: int) -> tuple[list[dict[str, Any]], list[str
                 left_out.append(f"{path.name}: steps {data['steps']}, evaluation {protocol} "
                                 f"(compared: {steps}, {PROTOCOL})")
                 continue
-            if row["variant"] != m["preset"]:
+            # A variant is its preset's name and its overrides: "td3 warmup_steps=10000".
+            if row["variant"].split()[0] != m["preset"]:
                 left_out.append(f"{path.name}: holds variant {row['variant']!r}, "
                                 f"not the file name's {m['preset']!r}")
                 continue
@@ -109,7 +110,7 @@ def load_runs(results: Path, steps: int) -> tuple[list[dict[str, Any]], list[str
 def summarise(runs: list[dict[str, Any]], steps: int) -> list[dict[str, Any]]:
     """One row per (task, preset): final mean, std, min over seeds, max of the mean curve."""
     rows = []
-    keys = sorted({(r["env_id"], r["preset"]) for r in runs}, key=lambda k: (k[0], k[1] != "td3"))
+    keys = sorted({(r["env_id"], r["preset"]) for r in runs}, key=lambda k: (k[0], not k[1].startswith("td3")))
     for env_id, preset in keys:
         group = sorted((r for r in runs if (r["env_id"], r["preset"]) == (env_id, preset)),
                        key=lambda r: r["seed"])
@@ -129,7 +130,7 @@ def summarise(runs: list[dict[str, Any]], steps: int) -> list[dict[str, Any]]:
             "authors_td3_min": authors_at(task(env_id), steps, "min"),
             "authors_td3_max": authors_at(task(env_id), steps, "max"),
             "ratio_to_authors": None if authors is None else float(final.mean() / authors),
-            "table1_1m": TABLE1_1M.get(task(env_id), {}).get(preset),
+            "table1_1m": TABLE1_1M.get(task(env_id), {}).get(preset.split()[0]),
             "wall_time_s_mean": float(np.mean([r["wall_time_s"] for r in group])),
             "commits": sorted({str(r["commit"]) for r in group}),
         })
@@ -158,7 +159,8 @@ def markdown(rows: list[dict[str, Any]], steps: int) -> str:
 def runs_markdown(runs: list[dict[str, Any]]) -> str:
     lines = ["| task | preset | seed | final return | max of curve | wall time | commit | date |",
              "|" + " --- |" * 8]
-    for r in sorted(runs, key=lambda r: (r["env_id"], r["preset"] != "td3", r["seed"])):
+    for r in sorted(runs, key=lambda r: (r["env_id"], not r["preset"].startswith("td3"),
+                                         r["seed"])):
         lines.append(f"| {r['env_id']} | `{r['preset']}` | {r['seed']} | {r['final']:.1f} "
                      f"| {max(r['curve']):.1f} | {r['wall_time_s']:.0f} s | `{r['commit']}` "
                      f"| {str(r['date'])[:16]} |")
@@ -199,7 +201,7 @@ def plot(runs: list[dict[str, Any]], rows: list[dict[str, Any]], env_id: str, st
     ax.set_xlabel("environment steps")
     ax.set_ylabel("return (10 deterministic episodes)")
     ax.set_title(f"{env_id}, {steps // 1000}k steps")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -30,9 +30,15 @@ def test_table_statistics_protocol_filter_and_ratio(tmp_path, capsys):
     _write(tmp_path, "Hopper-v5", "td3", 1, [900.0, 2000.0])
     _write(tmp_path, "Hopper-v5", "td3", 2, [700.0, 3000.0])
     _write(tmp_path, "Hopper-v5", "ourddpg", 0, [100.0, 200.0], episodes=5)  # other protocol
+    _write(tmp_path, "HalfCheetah-v5", "td3 warmup_steps=10000", 0, [5514.1, 6833.1])
+    (tmp_path / "learning_mujoco_HalfCheetah-v5_200k_td3 warmup_steps=10000_seed0.json").rename(
+        tmp_path / "learning_mujoco_HalfCheetah-v5_200k_td3_seed0.json")
     R.main(["--results", str(tmp_path), "--no-plot"])
     summary = json.loads((tmp_path / "mujoco_200k_summary.json").read_text())
-    (row,) = summary["rows"]
+    cheetah, row = summary["rows"]
+    assert (cheetah["preset"], cheetah["seeds"]) == ("td3 warmup_steps=10000", [0])
+    assert cheetah["ratio_to_authors"] == pytest.approx(1.0)
+    assert cheetah["table1_1m"] == pytest.approx(9636.95)
     assert (row["env_id"], row["preset"], row["seeds"]) == ("Hopper-v5", "td3", [0, 1, 2])
     assert row["final_mean"] == pytest.approx(2000.0)
     assert row["final_std"] == pytest.approx(np.sqrt(2.0 / 3.0) * 1000.0)  # population std
@@ -44,7 +50,7 @@ def test_table_statistics_protocol_filter_and_ratio(tmp_path, capsys):
     assert row["wall_time_s_mean"] == pytest.approx(1201.0)
     assert len(summary["left_out"]) == 1 and "ourddpg_seed0" in summary["left_out"][0]
     assert summary["below_0.8_of_authors"] == []
-    assert len(summary["runs"]) == 3
+    assert len(summary["runs"]) == 4
     out = capsys.readouterr().out
     assert row["authors_td3_min"] == pytest.approx(903, abs=0.5)
     assert row["authors_td3_max"] == pytest.approx(3290, abs=0.5)

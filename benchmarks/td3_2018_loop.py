@@ -23,7 +23,9 @@ on the training env), so that seeds share evaluation points. It does not change 
 
 If this loop and the ``td3`` preset land in the same place on a v5 task, a gap to the
 authors' v1 curve is not the library's; if the loop does better, the difference is in
-what the two loops do differently (bursts, training during warm-up).
+what the two loops do differently. ``--per-step`` changes only the schedule (one
+iteration per step once the random steps are over, as the authors' later code and
+``ddpg_jax`` train), which separates the schedule from everything else.
 """
 
 from __future__ import annotations
@@ -141,7 +143,8 @@ def evaluate(act, state, env_id: str, seed: int) -> float:
     return total / EVAL_EPISODES
 
 
-def run(env_id: str, steps: int, seed: int, start: int, log=print) -> dict[str, Any]:
+def run(env_id: str, steps: int, seed: int, start: int, per_step: bool = False,
+        log=print) -> dict[str, Any]:
     env = gym.make(env_id)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     max_action = float(env.action_space.high[0])
@@ -161,9 +164,9 @@ def run(env_id: str, steps: int, seed: int, start: int, log=print) -> dict[str, 
            "not_done": np.zeros(cap, np.float32)}
     size = 0
 
-    def train(iterations: int):
+    def train(iterations: int, first: int = 0):
         nonlocal state
-        for it in range(iterations):
+        for it in range(first, first + iterations):
             i = rng.integers(0, size, BATCH)
             noise = np.clip(rng.normal(0, POLICY_NOISE, (BATCH, act_dim)), -NOISE_CLIP,
                             NOISE_CLIP).astype(np.float32) * max_action
@@ -187,8 +190,11 @@ def run(env_id: str, steps: int, seed: int, start: int, log=print) -> dict[str, 
         buf["reward"][size], buf["not_done"][size] = reward, 0.0 if term else 1.0
         size += 1
         obs = next_obs
+        if per_step and t > start:
+            train(1, first=t - start - 1)
         if term or trunc:
-            train(episode_t)
+            if not per_step:
+                train(episode_t)
             obs, _ = env.reset()
             episode_t = 0
         if t % EVAL_EVERY == 0:
@@ -206,6 +212,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--start", type=int, default=None,
                         help="random steps first (default: 10000 on HalfCheetah, else 1000)")
+    parser.add_argument("--per-step", action="store_true",
+                        help="instead of the bursts: one iteration per step after the random "
+                             "steps, the actor on every second one (the authors' later code and "
+                             "ddpg_jax's loop); the only change, for an A/B of the schedules")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     start = args.start if args.start is not None else (
@@ -213,16 +223,17 @@ def main(argv: list[str] | None = None) -> None:
     if args.steps % EVAL_EVERY or args.steps < EVAL_EVERY:
         raise SystemExit(f"--steps {args.steps}: a positive multiple of {EVAL_EVERY}")
     info = {**C.machine(), "loadavg_start": C.loadavg()}
-    raw = run(args.env, args.steps, args.seed, start)
+    raw = run(args.env, args.steps, args.seed, start, per_step=args.per_step)
     git = C.git_state()
-    row = {"variant": "td3paperloop", "env_steps": raw["env_steps"], "curves": [raw["curve"]],
+    row = {"variant": "td3perstep" if args.per_step else "td3paperloop", "env_steps": raw["env_steps"], "curves": [raw["curve"]],
            "final_per_seed": [raw["curve"][-1]], "run_time_s": raw["run_time_s"],
            "compile_time_s": None,
            "config": {"seed": args.seed, "eval_every": EVAL_EVERY, "eval_episodes": EVAL_EPISODES,
                       "warmup_steps": start, "hidden_sizes": list(HIDDEN), "batch_size": BATCH,
                       "gamma": GAMMA, "tau": TAU, "lr": LR, "expl_noise": EXPL_NOISE,
                       "policy_noise": POLICY_NOISE, "noise_clip": NOISE_CLIP,
-                      "policy_freq": POLICY_FREQ, "training": "bursts at episode ends"},
+                      "policy_freq": POLICY_FREQ,
+                      "training": "one per step" if args.per_step else "bursts at episode ends"},
            "date": _dt.datetime.now().isoformat(),
            "commit": f"{(git['commit'] or '?')[:7]}{'+dirty' if git['dirty'] else ''}"}
     payload = {"suite": "td3_2018_loop", "env_id": args.env, "steps": args.steps, "seeds": 1,

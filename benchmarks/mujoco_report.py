@@ -110,7 +110,7 @@ def load_runs(results: Path, steps: int) -> tuple[list[dict[str, Any]], list[str
 def summarise(runs: list[dict[str, Any]], steps: int) -> list[dict[str, Any]]:
     """One row per (task, preset): final mean, std, min over seeds, max of the mean curve."""
     rows = []
-    keys = sorted({(r["env_id"], r["preset"]) for r in runs}, key=lambda k: (k[0], not k[1].startswith("td3")))
+    keys = sorted({(r["env_id"], r["preset"]) for r in runs}, key=lambda k: (k[0], not k[1].startswith("td3"), k[1]))
     for env_id, preset in keys:
         group = sorted((r for r in runs if (r["env_id"], r["preset"]) == (env_id, preset)),
                        key=lambda r: r["seed"])

@@ -178,7 +178,7 @@ def plot(runs: list[dict[str, Any]], rows: list[dict[str, Any]], env_id: str, st
         print("matplotlib is not installed (pip install matplotlib): no figure for "
               f"{env_id}")
         return False
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    fig, ax = plt.subplots(figsize=(10, 4.2), dpi=110)
     for row in (r for r in rows if r["env_id"] == env_id):
         group = [r for r in runs if (r["env_id"], r["preset"]) == (env_id, row["preset"])]
         x = np.asarray(group[0]["env_steps"])
@@ -201,7 +201,7 @@ def plot(runs: list[dict[str, Any]], rows: list[dict[str, Any]], env_id: str, st
     ax.set_xlabel("environment steps")
     ax.set_ylabel("return (10 deterministic episodes)")
     ax.set_title(f"{env_id}, {steps // 1000}k steps")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the curves
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

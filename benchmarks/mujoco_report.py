@@ -10,21 +10,22 @@ Usage (after the per-seed runs of ``benchmarks.learning``, for example
 It reads ``learning_mujoco_<ENV>_<K>k_<PRESET>_seed<S>.json``, one file per seed, and writes
 ``mujoco_<K>k_summary.json`` (the table, and every run with its seed, final return, wall
 time, commit and date) and ``mujoco_<K>k_<ENV>.png`` (mean and range over seeds per preset,
-with the authors' mean at 100k and 200k steps drawn on it; needs matplotlib). A run is
+with the authors' mean curve and range drawn on it; needs matplotlib). A run is
 left out of the table, and named, when its evaluation protocol is not the one compared:
 ``eval_every`` 5000 and ``eval_episodes`` 10, as in the authors' code.
 
 The reference is the TD3 authors' released learning curves (Fujimoto et al. 2018: 10 seeds
 on the gym v1 tasks, 10 deterministic evaluation episodes every 5000 steps), summarised in
 ``results/td3_authors_curves_v1.json``: the table gives their mean, minimum and maximum
-over seeds at equal steps. Our runs use the v5 tasks
-(MuJoCo 3 instead of mujoco-py 1.5; the same bodies, rewards and termination rules, but not
-the same simulator), so the comparison is of learning speed, not of identical numbers.
+over seeds at equal steps. Our runs use the v5 tasks: MuJoCo 3 instead of 1.5, and
+Walker2d-v5 gives its right foot the left foot's friction. The comparison is of learning
+speed, not of identical numbers.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys
@@ -41,7 +42,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 AUTHORS_FILE = RESULTS / "td3_authors_curves_v1.json"
 
 
+@functools.cache
 def authors() -> dict[str, Any]:
+    """The stored summary of the authors' curves, read once."""
     return json.loads(AUTHORS_FILE.read_text())
 
 
@@ -110,7 +113,8 @@ def load_runs(results: Path, steps: int) -> tuple[list[dict[str, Any]], list[str
 def summarise(runs: list[dict[str, Any]], steps: int) -> list[dict[str, Any]]:
     """One row per (task, preset): final mean, std, min over seeds, max of the mean curve."""
     rows = []
-    keys = sorted({(r["env_id"], r["preset"]) for r in runs}, key=lambda k: (k[0], not k[1].startswith("td3"), k[1]))
+    keys = sorted({(r["env_id"], r["preset"]) for r in runs},
+                  key=lambda k: (k[0], not k[1].startswith("td3"), k[1]))
     for env_id, preset in keys:
         group = sorted((r for r in runs if (r["env_id"], r["preset"]) == (env_id, preset)),
                        key=lambda r: r["seed"])
@@ -142,8 +146,7 @@ def markdown(rows: list[dict[str, Any]], steps: int) -> str:
     head = (f"| task | preset | seeds | final return at {k}: mean | std | min "
             f"| max of mean curve | TD3 authors' mean at {k} (min to max) | ours / authors "
             f"| Table 1 (1M steps, max) | wall time per run |")
-    lines = [head,
-             "|" + " --- |" * 11]
+    lines = [head, "|" + " --- |" * 11]
     for r in rows:
         authors = ("-" if r["authors_td3_mean"] is None else f"{r['authors_td3_mean']:.0f} "
                    f"({r['authors_td3_min']:.0f} to {r['authors_td3_max']:.0f})")

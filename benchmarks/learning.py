@@ -6,6 +6,8 @@ table on stdout and learning curves as PNG when matplotlib is installed):
     python -m benchmarks.learning --suite pendulum            # 20k steps, 10 seeds, every preset
     python -m benchmarks.learning --suite mountaincar         # 100k steps, 5 seeds
     python -m benchmarks.learning --suite mujoco --env Hopper-v5 --steps 50000 --seeds 1
+    python -m benchmarks.learning --suite mujoco --env Hopper-v5 --variants td3 \
+        --set update_schedule=episode                        # a setting for every variant
     python -m benchmarks.learning --suite playground          # CartpoleBalance, 100k steps, 4 seeds
 
 Results are written after every variant; ``--resume`` keeps the variants already
@@ -189,6 +191,9 @@ def main(argv: list[str] | None = None) -> None:
                              "seed whose key is split into SEEDS keys (default 0)")
     parser.add_argument("--variants", default=None,
                         help="comma-separated preset names to keep (default: all of the suite)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a config setting for every variant (repeatable), e.g. "
+                             "--set update_schedule=episode; it joins the variant's name")
     parser.add_argument("--out", default=None, help="JSON path (default: results/learning_SUITE.json)")
     parser.add_argument("--resume", action="store_true",
                         help="keep the variants already in the JSON file (same env, steps and "
@@ -201,6 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     steps = args.steps or suite["steps"]
     seeds = args.seeds or suite["seeds"]
     keep = None if args.variants is None else set(args.variants.split(","))
+    settings = parse_settings(args.set)
     runner = run_gym_variant if args.suite == "mujoco" else run_jax_variant
     info = {**C.machine(), "loadavg_start": C.loadavg()}
     threshold = suite["threshold"]
@@ -218,6 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     for preset_name, overrides in suite_variants(suite, env_id):
         if keep is not None and preset_name not in keep:
             continue
+        overrides = {**overrides, **settings}
         name = preset_name + "".join(f" {k}={v}" for k, v in overrides.items())
         if name in done:
             continue
@@ -241,6 +248,28 @@ def main(argv: list[str] | None = None) -> None:
     png = write_results(out, rows, args.suite, env_id, steps, seeds, threshold, commands, info,
                         with_plot=True, first_seed=args.first_seed)
     print(f"wrote {out}" + (f" and {png}" if png else ""))
+
+
+def parse_settings(items: list[str]) -> dict[str, Any]:
+    """``["update_schedule=episode", "warmup_steps=10000"]`` as config overrides, checked
+    against the config's fields and ranges before anything runs."""
+    from ddpg_jax import DDPGConfig
+
+    settings: dict[str, Any] = {}
+    for item in items:
+        field, sep, text = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {item!r}: accepted: FIELD=VALUE, e.g. update_schedule=episode")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        settings[field] = tuple(value) if isinstance(value, list) else value
+    try:
+        DDPGConfig().replace(**settings).validate()
+    except (ValueError, TypeError) as e:
+        raise SystemExit(f"--set: {e}") from None
+    return settings
 
 
 def suite_variants(suite: dict[str, Any], env_id: str) -> list[tuple[str, dict[str, Any]]]:

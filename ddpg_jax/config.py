@@ -29,6 +29,7 @@ import numpy as np
 NOISE_KINDS = ("gaussian", "ou")
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "silu", "leaky_relu")
 WEIGHT_INITS = ("lecun_normal", "fan_in_uniform")
+UPDATE_SCHEDULES = ("step", "episode")
 GROUPS = ("network", "algorithm", "exploration", "loop", "evaluation")
 
 
@@ -89,6 +90,11 @@ class DDPGConfig:
         0, "algorithm", "gradient steps per vector step, whatever num_envs is (0: num_envs * "
         "updates_per_step); many parallel envs are trained with a few, e.g. 1024 envs and 2",
         _NONNEG_INT)
+    update_schedule: str = setting(
+        "step", "algorithm", "when the gradient steps run: step (after every vector step of "
+        "the learning phase) or episode (the TD3 authors' loop: the same number per env step, "
+        "owed from the first step of the run, warm-up included, and run together when an "
+        "episode ends)", _choice(UPDATE_SCHEDULES))
     n_step: int = setting(
         1, "algorithm", "n-step returns: rewards of up to n consecutive steps of one env's "
         "episode, discounted and summed, bootstrapped from the last one's next observation "

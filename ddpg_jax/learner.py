@@ -50,6 +50,9 @@ class AgentState(NamedTuple):
     buffer: rb.BufferState
     noise_state: NoiseState  # [num_envs, action_dim]
     nonfinite: Array  # int32 [2]: (env step, code) of the first non-finite quantity, or (-1, 0)
+    # int32 scalar: gradient steps owed to the steps observed since the last ones ran
+    # (``update_schedule="episode"``); None with the default per-step schedule.
+    owed: Array | None = None
 
 
 class Learner(NamedTuple):
@@ -65,7 +68,10 @@ class Learner(NamedTuple):
         in vector steps: ``num_envs`` rows per step, in env order.
       learn: ``(agent, transition, done[num_envs], key, env_steps) -> (agent, sums)``:
         observes the vector step's transitions, runs ``config.updates_per_vector``
-        gradient steps on sampled batches (n-step samples with ``n_step > 1``),
+        gradient steps on sampled batches (n-step samples with ``n_step > 1``);
+        with ``update_schedule="episode"`` it runs instead every gradient step
+        owed so far (``updates_per_vector`` per vector step observed, warm-up
+        included), one batch each, when any env's episode ends, and none otherwise;
         restarts the noise of finished episodes (and redraws their noise
         scales, with ``noise_scale_max > 0``) and records the first non-finite value.
         ``sums`` holds the sum over those steps of each metric in
@@ -152,6 +158,7 @@ def make_learner(
     updates = config.updates_per_vector
     per_env_scales = config.noise_scale_max > 0
     n_step = config.n_step
+    episodic = config.update_schedule == "episode"
     row = example_transition(obs_dim, action_dim)
     if n_step > 1:
         row = nstep.make_row(row, jnp.zeros((), bool))
@@ -164,7 +171,8 @@ def make_learner(
                 scale=draw_scales(jax.random.fold_in(key, 1), ts.hparams.noise_scale,
                                   config.noise_scale_max, num_envs))
         return AgentState(train_state=ts, buffer=rb.init(row, config.buffer_size),
-                          noise_state=noise_state, nonfinite=no_nonfinite())
+                          noise_state=noise_state, nonfinite=no_nonfinite(),
+                          owed=jnp.zeros((), jnp.int32) if episodic else None)
 
     def explore(agent: AgentState, key: PRNGKey, obs: Array) -> tuple[AgentState, Array]:
         ts = agent.train_state
@@ -184,13 +192,18 @@ def make_learner(
                 raise ValueError("observe needs `done` (whether each step ended its episode) "
                                  f"with n_step = {n_step}: n-step returns stop at episode ends")
             rows = nstep.make_row(transitions, done)
-        return agent._replace(buffer=rb.add(agent.buffer, rows), train_state=ts)
+        agent = agent._replace(buffer=rb.add(agent.buffer, rows), train_state=ts)
+        if episodic:  # rows come in vector steps, so this is exact
+            owed = updates * transitions.reward.shape[0] // num_envs
+            agent = agent._replace(owed=agent.owed + owed)
+        return agent
 
-    def sample(agent: AgentState, key: PRNGKey) -> Transition | nstep.NStepTransition:
+    def sample(agent: AgentState, key: PRNGKey, batches: int = updates
+               ) -> Transition | nstep.NStepTransition:
         if n_step > 1:
-            return nstep.sample_batches(agent.buffer, key, config.batch_size, updates, n_step,
+            return nstep.sample_batches(agent.buffer, key, config.batch_size, batches, n_step,
                                         num_envs, agent.train_state.hparams.gamma)
-        return rb.sample_batches(agent.buffer, key, config.batch_size, updates)
+        return rb.sample_batches(agent.buffer, key, config.batch_size, batches)
 
     def restart_noise(agent: AgentState, done: Array, key: PRNGKey) -> NoiseState:
         noise_state = noise.reset(agent.noise_state, done)
@@ -200,13 +213,48 @@ def make_learner(
             noise_state = noise_state._replace(scale=jnp.where(done, fresh, noise_state.scale))
         return noise_state
 
-    def learn(agent: AgentState, transition: Transition, done: Array, key: PRNGKey,
-              env_steps: Array) -> tuple[AgentState, dict[str, Array]]:
-        agent = observe(agent, transition, done)
+    def update_per_step(agent: AgentState, key: PRNGKey
+                        ) -> tuple[TrainState, dict[str, Array], dict[str, Array]]:
         ts, metrics = jax.lax.scan(step.update, agent.train_state, sample(agent, key))
         sums = {name: jnp.sum(metrics[name]) for name in METRIC_NAMES}
         sums["updates"] = jnp.asarray(updates, jnp.float32)
         sums["actor_updates"] = jnp.sum(metrics["actor_updated"])
+        return ts, metrics, sums
+
+    def update_owed(agent: AgentState, key: PRNGKey, done: Array
+                    ) -> tuple[TrainState, dict[str, Array], dict[str, Array]]:
+        """Every owed gradient step when an episode ends (the TD3 authors' loop), else none.
+
+        A ``while_loop`` with the count as its bound, one freshly sampled batch
+        per step: the count varies from call to call. Under ``vmap`` the loop
+        runs to the largest count of the batch and each member keeps its own.
+        """
+        count = jnp.where(jnp.any(done), agent.owed, 0)
+
+        def body(carry):
+            i, ts, sums = carry
+            batch = jax.tree.map(lambda x: x[0], sample(agent, jax.random.fold_in(key, i), 1))
+            ts, m = step.update(ts, batch)
+            sums = {name: sums[name] + m[name] for name in METRIC_NAMES}
+            sums["actor_updates"] = carry[2]["actor_updates"] + m["actor_updated"]
+            return i + 1, ts, sums
+
+        zeros = {name: jnp.zeros((), jnp.float32) for name in METRIC_NAMES + COUNT_NAMES}
+        zeros.pop("updates")
+        _, ts, sums = jax.lax.while_loop(lambda c: c[0] < count, body,
+                                         (jnp.zeros((), jnp.int32), agent.train_state, zeros))
+        sums["updates"] = count.astype(jnp.float32)
+        # The sums carry any NaN or infinity of the steps to the guard.
+        return ts, {name: sums[name] for name in METRIC_NAMES}, sums
+
+    def learn(agent: AgentState, transition: Transition, done: Array, key: PRNGKey,
+              env_steps: Array) -> tuple[AgentState, dict[str, Array]]:
+        agent = observe(agent, transition, done)
+        if episodic:
+            ts, metrics, sums = update_owed(agent, key, done)
+            agent = agent._replace(owed=jnp.where(jnp.any(done), 0, agent.owed))
+        else:
+            ts, metrics, sums = update_per_step(agent, key)
         agent = agent._replace(
             train_state=ts, noise_state=restart_noise(agent, done, key),
             nonfinite=guard_nonfinite(agent.nonfinite, env_steps, metrics, ts))

@@ -49,7 +49,7 @@ def random_transitions(key, n, obs_dim=3):
 PARALLEL = dict(n_step=3, noise_scale_max=0.3, updates_per_vector_step=3)
 
 
-@pytest.mark.parametrize("preset", ["default", "td3", "parallel"])
+@pytest.mark.parametrize("preset", ["default", "td3", "parallel", "episode"])
 def test_host_step_equals_the_learner_step_of_the_jax_driver(preset):
     """The gymnasium driver's compiled step against the JAX driver's learner step.
 
@@ -57,10 +57,12 @@ def test_host_step_equals_the_learner_step_of_the_jax_driver(preset):
     program as the host step, bit for bit. Vmapped over seeds (``run_seeds``, the chunked
     driver) XLA batches the matmuls, which changes rounding in the last bit; TD3's delayed
     actor step is a ``lax.cond`` on the host and a select in the JAX driver. ``parallel``
-    adds n-step returns, per-env noise scales and gradient steps per vector step.
+    adds n-step returns, per-env noise scales and gradient steps per vector step;
+    ``episode`` runs TD3 with the gradient steps owed since the start (the warm-up's
+    included) at the first episode end, in a ``while_loop``.
     """
-    extra = PARALLEL if preset == "parallel" else {}
-    config = ddpg_jax.preset("default" if preset == "parallel" else preset,
+    extra = {"parallel": PARALLEL, "episode": dict(update_schedule="episode")}.get(preset, {})
+    config = ddpg_jax.preset({"parallel": "default", "episode": "td3"}.get(preset, preset),
                              hidden_sizes=(16, 16), batch_size=16, buffer_size=256,
                              warmup_steps=64, num_envs=2, obs_norm=True, **extra)
     host_learner = make_learner(config, 3, LOW, HIGH, batched=False)
@@ -83,13 +85,18 @@ def test_host_step_equals_the_learner_step_of_the_jax_driver(preset):
         agent_jax, _ = jax_step(agent, transition, done, update_key, env_steps)
         carry, _ = fns.step(carry, transition, done, jnp.zeros((2, 3)))
         agent_host = carry.agent._replace(noise_state=agent_jax.noise_state)
-        if preset != "td3":
+        if preset not in ("td3", "episode"):
             assert leaves_equal(agent_host, agent_jax)
         else:
             chex.assert_trees_all_close(agent_host, agent_jax, rtol=1e-5, atol=1e-6)
         assert int(agent_host.train_state.actor_step) == int(agent_jax.train_state.actor_step)
         chex.assert_trees_all_close(agent_vmapped, agent_jax, rtol=1e-5, atol=1e-6)
         agent = agent_jax
+    if preset == "episode":  # 64 warm-up rows and two vector steps of two envs, then the end
+        assert int(agent.train_state.step) == 64 + 2 * config.num_envs
+        assert int(agent.train_state.actor_step) == (64 + 2 * config.num_envs) // 2
+        assert int(agent.owed) == 2 * config.num_envs  # the two vector steps after it
+        return
     assert int(agent.train_state.step) == 4 * config.updates_per_vector
     assert int(agent.train_state.actor_step) == (2 if preset == "td3" else 4) * (
         config.updates_per_vector)

@@ -101,9 +101,16 @@ def env_spec(env: Environment, params: Any) -> tuple[int, np.ndarray, np.ndarray
 
 
 def chunk_means(sums: dict[str, Array]) -> dict[str, Array]:
-    """Each metric's mean over a chunk's updates (actor metrics over the actor's)."""
-    return {name: sums[name] / sums["actor_updates" if name in ACTOR_METRICS else "updates"]
-            for name in METRIC_NAMES}
+    """Each metric's mean over a chunk's updates (actor metrics over the actor's).
+
+    NaN for a chunk without such updates (with ``update_schedule="episode"``, a
+    chunk in which no episode ended).
+    """
+    def mean(name: str) -> Array:
+        count = sums["actor_updates" if name in ACTOR_METRICS else "updates"]
+        return jnp.where(count > 0, sums[name] / jnp.maximum(count, 1), jnp.nan)
+
+    return {name: mean(name) for name in METRIC_NAMES}
 
 
 def make_loop(config: DDPGConfig, env: Environment, env_params: Any = None) -> Loop:

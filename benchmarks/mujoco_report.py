@@ -7,10 +7,13 @@ Usage (after the per-seed runs of ``benchmarks.learning``, for example
     python -m benchmarks.mujoco_report                 # 200k steps, every task and preset found
     python -m benchmarks.mujoco_report --steps 200000 --results benchmarks/results
 
-It reads ``learning_mujoco_<ENV>_<K>k_<PRESET>_seed<S>.json``, one file per seed, and writes
+It reads ``learning_mujoco_<ENV>_<K>k_<LABEL>_seed<S>.json``, one file per seed, and writes
 ``mujoco_<K>k_summary.json`` (the table, and every run with its seed, final return, wall
 time, commit and date) and ``mujoco_<K>k_<ENV>.png`` (mean and range over seeds per preset,
-with the authors' mean curve and range drawn on it; needs matplotlib). A run is
+with the authors' mean curve and range drawn on it; needs matplotlib). ``LABEL`` is the
+preset's name, followed by a word for any settings on top of it (``td3episode`` for
+``--variants td3 --set update_schedule=episode``); the row's name is the variant the file
+holds (``td3 update_schedule=episode``). A run is
 left out of the table, and named, when its evaluation protocol is not the one compared:
 ``eval_every`` 5000 and ``eval_episodes`` 10, as in the authors' code.
 
@@ -92,7 +95,7 @@ def load_runs(results: Path, steps: int) -> tuple[list[dict[str, Any]], list[str
                                 f"(compared: {steps}, {PROTOCOL})")
                 continue
             # A variant is its preset's name and its overrides: "td3 warmup_steps=10000".
-            if row["variant"].split()[0] != m["preset"]:
+            if not m["preset"].startswith(row["variant"].split()[0]):
                 left_out.append(f"{path.name}: holds variant {row['variant']!r}, "
                                 f"not the file name's {m['preset']!r}")
                 continue
@@ -223,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
         print("left out:", line)
     if not runs:
         raise SystemExit(f"no per-seed MuJoCo runs at {args.steps} steps in {args.results} "
-                         "(learning_mujoco_ENV_Kk_PRESET_seedS.json)")
+                         "(learning_mujoco_ENV_Kk_LABEL_seedS.json)")
     rows = summarise(runs, args.steps)
     k = f"{args.steps // 1000}k"
     figures = []

@@ -86,5 +86,23 @@ def test_low_ratio_is_flagged_and_mixed_points_refused(tmp_path):
 
 
 def test_no_runs_names_the_expected_files(tmp_path):
-    with pytest.raises(SystemExit, match="learning_mujoco_ENV_Kk_PRESET_seedS.json"):
+    with pytest.raises(SystemExit, match="learning_mujoco_ENV_Kk_LABEL_seedS.json"):
         R.main(["--results", str(tmp_path)])
+
+
+def test_a_label_names_settings_on_top_of_a_preset_and_must_start_with_it(tmp_path):
+    for seed in (0, 1):
+        _write(tmp_path, "Hopper-v5", "td3", seed, [300.0, 400.0])
+        _write(tmp_path, "Hopper-v5", "td3 update_schedule=episode", seed, [900.0, 2400.0])
+        (tmp_path / f"learning_mujoco_Hopper-v5_200k_td3 update_schedule=episode_seed{seed}.json"
+         ).rename(tmp_path / f"learning_mujoco_Hopper-v5_200k_td3episode_seed{seed}.json")
+    _write(tmp_path, "Hopper-v5", "td3", 2, [300.0, 400.0])
+    (tmp_path / "learning_mujoco_Hopper-v5_200k_td3_seed2.json").rename(
+        tmp_path / "learning_mujoco_Hopper-v5_200k_ourddpg_seed2.json")  # holds td3, not ourddpg
+    R.main(["--results", str(tmp_path), "--no-plot"])
+    summary = json.loads((tmp_path / "mujoco_200k_summary.json").read_text())
+    rows = {r["preset"]: r for r in summary["rows"]}
+    assert set(rows) == {"td3", "td3 update_schedule=episode"}
+    assert rows["td3 update_schedule=episode"]["final_mean"] == 2400.0
+    assert rows["td3"]["seeds"] == [0, 1]
+    assert len(summary["left_out"]) == 1 and "not the file name's 'ourddpg'" in summary["left_out"][0]

@@ -235,9 +235,9 @@ def make_learner(
             i, ts, sums = carry
             batch = jax.tree.map(lambda x: x[0], sample(agent, jax.random.fold_in(key, i), 1))
             ts, m = step.update(ts, batch)
-            sums = {name: sums[name] + m[name] for name in METRIC_NAMES}
-            sums["actor_updates"] = carry[2]["actor_updates"] + m["actor_updated"]
-            return i + 1, ts, sums
+            added = {**{name: m[name] for name in METRIC_NAMES},
+                     "actor_updates": m["actor_updated"]}
+            return i + 1, ts, {name: sums[name] + added[name] for name in sums}
 
         zeros = {name: jnp.zeros((), jnp.float32) for name in METRIC_NAMES + COUNT_NAMES}
         zeros.pop("updates")

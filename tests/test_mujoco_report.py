@@ -105,4 +105,5 @@ def test_a_label_names_settings_on_top_of_a_preset_and_must_start_with_it(tmp_pa
     assert set(rows) == {"td3", "td3 update_schedule=episode"}
     assert rows["td3 update_schedule=episode"]["final_mean"] == 2400.0
     assert rows["td3"]["seeds"] == [0, 1]
-    assert len(summary["left_out"]) == 1 and "not the file name's 'ourddpg'" in summary["left_out"][0]
+    assert len(summary["left_out"]) == 1
+    assert "not the file name's 'ourddpg'" in summary["left_out"][0]

@@ -251,9 +251,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def parse_settings(items: list[str]) -> dict[str, Any]:
-    """``["update_schedule=episode", "warmup_steps=10000"]`` as config overrides, checked
-    against the config's fields and ranges before anything runs."""
-    from ddpg_jax import DDPGConfig
+    """``["update_schedule=episode", "warmup_steps=10000"]`` as config overrides, read and
+    checked as the command line's ``--FIELD VALUE`` flags are, before anything runs."""
+    from ddpg_jax.config import ConfigError, check_field, parse_field
 
     settings: dict[str, Any] = {}
     for item in items:
@@ -261,14 +261,10 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
         if not sep:
             raise SystemExit(f"--set {item!r}: accepted: FIELD=VALUE, e.g. update_schedule=episode")
         try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = text
-        settings[field] = tuple(value) if isinstance(value, list) else value
-    try:
-        DDPGConfig().replace(**settings).validate()
-    except (ValueError, TypeError) as e:
-        raise SystemExit(f"--set: {e}") from None
+            settings[field] = parse_field(field, text)
+            check_field(field, settings[field])
+        except ConfigError as e:
+            raise SystemExit(f"--set: {e}") from None
     return settings
 
 

@@ -221,16 +221,14 @@ def make_learner(
         sums["actor_updates"] = jnp.sum(metrics["actor_updated"])
         return ts, metrics, sums
 
-    def update_owed(agent: AgentState, key: PRNGKey, done: Array
+    def update_owed(agent: AgentState, key: PRNGKey, count: Array
                     ) -> tuple[TrainState, dict[str, Array], dict[str, Array]]:
-        """Every owed gradient step when an episode ends (the TD3 authors' loop), else none.
+        """``count`` gradient steps in a row (the TD3 authors' burst at an episode end).
 
         A ``while_loop`` with the count as its bound, one freshly sampled batch
         per step: the count varies from call to call. Under ``vmap`` the loop
         runs to the largest count of the batch and each member keeps its own.
         """
-        count = jnp.where(jnp.any(done), agent.owed, 0)
-
         def body(carry):
             i, ts, sums = carry
             batch = jax.tree.map(lambda x: x[0], sample(agent, jax.random.fold_in(key, i), 1))
@@ -239,8 +237,7 @@ def make_learner(
                      "actor_updates": m["actor_updated"]}
             return i + 1, ts, {name: sums[name] + added[name] for name in sums}
 
-        zeros = {name: jnp.zeros((), jnp.float32) for name in METRIC_NAMES + COUNT_NAMES}
-        zeros.pop("updates")
+        zeros = {name: jnp.zeros((), jnp.float32) for name in METRIC_NAMES + ("actor_updates",)}
         _, ts, sums = jax.lax.while_loop(lambda c: c[0] < count, body,
                                          (jnp.zeros((), jnp.int32), agent.train_state, zeros))
         sums["updates"] = count.astype(jnp.float32)
@@ -250,9 +247,10 @@ def make_learner(
     def learn(agent: AgentState, transition: Transition, done: Array, key: PRNGKey,
               env_steps: Array) -> tuple[AgentState, dict[str, Array]]:
         agent = observe(agent, transition, done)
-        if episodic:
-            ts, metrics, sums = update_owed(agent, key, done)
-            agent = agent._replace(owed=jnp.where(jnp.any(done), 0, agent.owed))
+        if episodic:  # everything owed runs when an episode ends, nothing otherwise
+            count = jnp.where(jnp.any(done), agent.owed, 0)
+            ts, metrics, sums = update_owed(agent, key, count)
+            agent = agent._replace(owed=agent.owed - count)
         else:
             ts, metrics, sums = update_per_step(agent, key)
         agent = agent._replace(

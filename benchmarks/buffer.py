@@ -4,7 +4,7 @@
 
 The step timed is the buffer part of the gymnasium trainer's compiled step:
 one transition arrives from the host as numpy arrays, is added to the
-``ddpg_jax.buffer`` ring, and a batch of 256 is sampled, in one jitted call
+``ddpg_jax.agent.buffer`` ring, and a batch of 256 is sampled, in one jitted call
 whose buffer (and key) argument is donated. Variants, interleaved per round:
 
 * ``donated``: ``jax.jit(step, donate_argnums=0)``, one blocking call per step
@@ -33,8 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import _common as C
-from ddpg_jax import buffer as rb
-from ddpg_jax.types import Transition
+from ddpg_jax.agent import buffer as rb
+from ddpg_jax.agent.state import Transition
 
 
 def example(obs_dim: int, act_dim: int) -> Transition:

@@ -69,7 +69,7 @@ def child(case: str, total_steps: int, warmup: int, hidden: tuple[int, ...]) -> 
                                   hidden_sizes=hidden)
         if kind == "gym":
             res = train(cfg, "Pendulum-v1", log=None)
-            info["buffer_nbytes"] = ddpg_jax.buffer.nbytes(res.buffer)
+            info["buffer_nbytes"] = ddpg_jax.agent.buffer.nbytes(res.buffer)
         elif kind == "jax":
             seeds = int(rest[1])
             env, params = make("Pendulum-v1")

@@ -67,7 +67,7 @@ def mlp_dims(din: int, hidden: tuple[int, ...], dout: int) -> list[tuple[int, in
 def update_matmuls(obs_dim: int, act_dim: int, hidden: tuple[int, ...], batch: int) -> list[Matmul]:
     """Every matmul of one DDPG update (one critic), with how often it occurs.
 
-    Per update (``ddpg_jax.update.make_update``):
+    Per update (``ddpg_jax.agent.gradient_step.make_update``):
       1. TD target: target actor forward on s', target critic forward on (s', mu'(s')).
       2. Critic loss and gradient: critic forward; backward = weight gradients of
          every layer + input gradients of every layer but the first (the

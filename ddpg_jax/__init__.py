@@ -14,23 +14,34 @@ under ``jit``, ``vmap`` and ``lax.scan`` and compose into larger programs.
   ``init_train_state``, ``make_networks``, ``make_noise``, ``buffer``, ``losses``.
 """
 
-from ddpg_jax import buffer, envs, losses, noise, normalization
+from ddpg_jax import envs
+from ddpg_jax.agent import buffer, losses, noise, normalization
+from ddpg_jax.agent.gradient_step import (
+                                          GradientStep,
+                                          init_train_state,
+                                          make_gradient_step,
+                                          make_update,
+)
+from ddpg_jax.agent.learner import AgentState, Learner, make_explore, make_learner
+from ddpg_jax.agent.losses import actor_loss, critic_loss, td_target
+from ddpg_jax.agent.networks import (
+                                          Actor,
+                                          Critic,
+                                          CriticEnsemble,
+                                          Networks,
+                                          make_networks,
+)
+from ddpg_jax.agent.noise import Noise, NoiseState, make_noise
+from ddpg_jax.agent.state import HParams, TrainState, Transition
 from ddpg_jax.config import PRESETS, ConfigError, DDPGConfig, preset
 from ddpg_jax.drivers.compiled import TrainOutput, make_train
+from ddpg_jax.drivers.dispatch import train
 from ddpg_jax.drivers.multi import make_hparams, run_seeds, seed_keys, select_run, sweep
 from ddpg_jax.drivers.result import TrainResult
-from ddpg_jax.envcheck import EnvSpecError
-from ddpg_jax.evaluate import load_policy
-from ddpg_jax.learner import AgentState, Learner, make_explore, make_learner
-from ddpg_jax.losses import actor_loss, critic_loss, td_target
-from ddpg_jax.management import RunOptions
-from ddpg_jax.networks import Actor, Critic, CriticEnsemble, Networks, make_networks
-from ddpg_jax.noise import Noise, NoiseState, make_noise
-from ddpg_jax.training import train
-from ddpg_jax.types import HParams, TrainState, Transition
-from ddpg_jax.update import GradientStep, init_train_state, make_gradient_step, make_update
-
-__version__ = "0.1.0"
+from ddpg_jax.drivers.run_options import RunOptions
+from ddpg_jax.envs.core import EnvSpecError
+from ddpg_jax.policy.load import load_policy
+from ddpg_jax.version import __version__
 
 __all__ = [
     "Actor", "AgentState", "ConfigError", "Critic", "CriticEnsemble", "DDPGConfig",

@@ -8,7 +8,7 @@ description, the values it accepts and whether it is *traced*:
   changing one means compiling a new program;
 * traced fields (learning rates, gamma, tau, noise scales, weight decay, reward
   scale) only enter the computation as numbers: they are copied into
-  :class:`ddpg_jax.types.HParams` inside the :class:`~ddpg_jax.types.TrainState`,
+  :class:`ddpg_jax.agent.state.HParams` inside the :class:`~ddpg_jax.agent.state.TrainState`,
   so a batch of states with different values runs under ``jax.vmap`` with no
   code change.
 

@@ -20,8 +20,8 @@ jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processe
 import numpy as np  # noqa: E402
 
 from ddpg_jax import DDPGConfig  # noqa: E402
-from ddpg_jax.envs import make  # noqa: E402
 from ddpg_jax.drivers.multi import run_seeds  # noqa: E402
+from ddpg_jax.envs import make  # noqa: E402
 
 env, params = make("Pendulum-v1")
 config = DDPGConfig(total_steps=300, warmup_steps=100, batch_size=32, hidden_sizes=(16, 16),

@@ -20,8 +20,8 @@ import scipy.stats
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ddpg_jax import buffer as rb
-from ddpg_jax.types import Transition
+from ddpg_jax.agent import buffer as rb
+from ddpg_jax.agent.state import Transition
 
 SETTINGS = settings(max_examples=50, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

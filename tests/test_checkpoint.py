@@ -9,10 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ddpg_jax import checkpoint as ckpt
-from ddpg_jax.checkpoint import CheckpointError, CheckpointManager
-from ddpg_jax.gym_state import restore, snapshot
-from ddpg_jax.types import Transition
+from ddpg_jax.agent.state import Transition
+from ddpg_jax.checkpoints import format as ckpt
+from ddpg_jax.checkpoints.format import CheckpointError, CheckpointManager
+from ddpg_jax.envs.gymnasium_state import restore, snapshot
 
 
 def _tree(scale: float = 1.0):

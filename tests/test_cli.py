@@ -13,12 +13,14 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from ddpg_jax import cli
+from ddpg_jax.cli import main as cli
 from ddpg_jax.config import DDPGConfig
-from ddpg_jax.envcheck import EnvSpec, EnvSpecError, check_env, check_spaces, env_factory
-
 
 # --------------------------------------------------------------------------- test-only envs
+from ddpg_jax.envs.core import EnvSpecError
+from ddpg_jax.envs.gymnasium_check import EnvSpec, check_env, check_spaces, env_factory
+
+
 class _SpaceEnv(gym.Env):
     """An env that only has the given spaces (never stepped by these tests)."""
 

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from ddpg_jax import cli, metrics_io
+from ddpg_jax.cli import main as cli
 from ddpg_jax.config import FIELD_NAMES, TRACED_FIELDS, DDPGConfig, describe
-from ddpg_jax.metrics_io import Progress
+from ddpg_jax.records import writers as metrics_io
+from ddpg_jax.records.writers import Progress
 
 TINY = ["--env", "Pendulum-v1", "--total-steps", "400", "--warmup-steps", "100",
         "--batch-size", "32", "--hidden-sizes", "16", "--eval-every", "200",

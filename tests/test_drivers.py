@@ -22,10 +22,10 @@ from flax import struct
 
 import ddpg_jax
 from ddpg_jax import DDPGConfig, Transition
+from ddpg_jax.agent.learner import make_learner
 from ddpg_jax.drivers.host import HostCarry, make_host_fns, zero_sums
 from ddpg_jax.drivers.schedule import make_schedule
 from ddpg_jax.envs import Box, Environment
-from ddpg_jax.learner import make_learner
 
 SMALL = dict(hidden_sizes=(16, 16), batch_size=16, buffer_size=512, warmup_steps=40,
              eval_every=0, eval_episodes=2)
@@ -192,14 +192,14 @@ def test_observation_normalisation_is_used_in_acting_evaluating_and_loading(tmp_
     ts = result.train_state
     assert float(ts.obs_stats.count) == 300
     obs = np.random.default_rng(0).uniform(-1, 1, (16, 3)).astype(np.float32) * [1, 1, 8]
-    z = ddpg_jax.normalization.normalize(ts.obs_stats, obs)
+    z = ddpg_jax.agent.normalization.normalize(ts.obs_stats, obs)
     with_norm = np.asarray(result.networks.actor_apply(ts.actor_params, z))
     without = np.asarray(result.networks.actor_apply(ts.actor_params, obs))
     assert not np.allclose(with_norm, without, atol=1e-3)
     policy = ddpg_jax.load_policy(tmp_path)
     np.testing.assert_allclose(policy.act_fn()(obs), with_norm, rtol=1e-5, atol=1e-6)
     # Evaluating the checkpoint reproduces the logged evaluation (same seeds, same policy).
-    from ddpg_jax.evaluate import evaluate_checkpoint
+    from ddpg_jax.policy.evaluate import evaluate_checkpoint
 
     returns = evaluate_checkpoint(policy)
     assert float(np.mean(returns[0])) == pytest.approx(result.evaluations[-1]["eval_return_mean"],
@@ -218,7 +218,7 @@ def test_jax_driver_evaluates_with_normalised_observations():
     assert float(ts.obs_stats.count) == 400
     normalised = learner.evaluate(ts, eval_key, env, params, config.eval_episodes)
     np.testing.assert_allclose(out.metrics["eval_returns"][-1], normalised, rtol=1e-5)
-    raw = ddpg_jax.learner.evaluate_episodes(
+    raw = ddpg_jax.agent.learner.evaluate_episodes(
         lambda o: learner.networks.actor_apply(ts.actor_params, o), eval_key, env, params,
         config.eval_episodes)
     assert not np.allclose(raw, normalised, rtol=1e-3)

@@ -12,11 +12,11 @@ import textwrap
 
 import pytest
 
-from ddpg_jax import cli
-from ddpg_jax.envcheck import EnvSpecError, env_factory
-from ddpg_jax.envs import Pendulum, from_spec, make
-from ddpg_jax.envs import adapters
-from ddpg_jax.training import jax_env
+from ddpg_jax.cli import main as cli
+from ddpg_jax.drivers.dispatch import jax_env
+from ddpg_jax.envs import Pendulum, adapters, from_spec, make
+from ddpg_jax.envs.core import EnvSpecError
+from ddpg_jax.envs.gymnasium_check import env_factory
 
 USER_MODULE = textwrap.dedent('''
     """A user's own JAX env factories."""

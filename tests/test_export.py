@@ -21,10 +21,16 @@ import numpy as np
 import pytest
 
 import ddpg_jax
-from ddpg_jax.checkpoint import CheckpointError, checkpoint_dir, latest
-from ddpg_jax.cli import main
-from ddpg_jax.export import (EXPORT_FORMAT_VERSION, PLATFORMS, ExportedPolicy, ExportError,
-                             load_exported, sidecar_path)
+from ddpg_jax.checkpoints.format import CheckpointError, checkpoint_dir, latest
+from ddpg_jax.cli.main import main
+from ddpg_jax.policy.export import PLATFORMS
+from ddpg_jax.policy.exported import (
+    EXPORT_FORMAT_VERSION,
+    ExportedPolicy,
+    ExportError,
+    load_exported,
+    sidecar_path,
+)
 
 TRAIN = ["train", "--env", "Pendulum-v1", "--total-steps", "400", "--warmup-steps", "100",
          "--batch-size", "32", "--hidden-sizes", "16,16", "--eval-every", "200",
@@ -133,7 +139,7 @@ def test_loading_and_acting_need_no_gymnasium(run, exported, tmp_path):
 
         sys.meta_path.insert(0, NoGymnasium())
         import numpy as np
-        from ddpg_jax.export import load_exported
+        from ddpg_jax.policy.exported import load_exported
         import ddpg_jax
 
         exported, run = sys.argv[1], sys.argv[2]

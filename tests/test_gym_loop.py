@@ -5,10 +5,9 @@ import gymnasium as gym
 import jax
 import numpy as np
 import pytest
-
-from ddpg_jax import DDPGConfig
-from ddpg_jax import train
 from test_drivers import check_episode_ends
+
+from ddpg_jax import DDPGConfig, train
 
 SMALL = dict(hidden_sizes=(16, 16), batch_size=16, buffer_size=512, warmup_steps=40,
              eval_every=0, eval_episodes=2)

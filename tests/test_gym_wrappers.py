@@ -20,10 +20,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from ddpg_jax import DDPGConfig, gym_state, train
-from ddpg_jax import checkpoint as ckpt
-from ddpg_jax.envcheck import EnvSpecError, check_env, env_factory
-from ddpg_jax.management import RunOptions
+from ddpg_jax import DDPGConfig, train
+from ddpg_jax.checkpoints import format as ckpt
+from ddpg_jax.drivers.run_options import RunOptions
+from ddpg_jax.envs import gymnasium_state as gym_state
+from ddpg_jax.envs.core import EnvSpecError
+from ddpg_jax.envs.gymnasium_check import check_env, env_factory
 
 SMALL = dict(hidden_sizes=(16, 16), batch_size=16, buffer_size=1000, warmup_steps=100,
              eval_episodes=2)
@@ -57,7 +59,7 @@ def env_module(tmp_path, monkeypatch):
 
 def test_module_colon_id_imports_the_module_and_trains_and_evaluates(env_module, tmp_path,
                                                                      capsys):
-    from ddpg_jax.cli import main
+    from ddpg_jax.cli.main import main
 
     module, env_id = env_module
     full = f"{module}:{env_id}"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ddpg_jax import DDPGConfig, make_train
-from ddpg_jax.cli import main
+from ddpg_jax.cli.main import main
 from ddpg_jax.drivers.multi import (
     make_hparams,
     run_many,

@@ -2,7 +2,7 @@
 ``ddpg-jax train --resume`` ends bit-identical to an uninterrupted run.
 
 MuJoCo's simulation state is saved with ``mujoco.mj_getState`` (``mjSTATE_INTEGRATION``)
-and restored with ``mj_setState`` (:mod:`ddpg_jax.gym_state`), so the resumed run continues
+and restored with ``mj_setState`` (:mod:`ddpg_jax.envs.gymnasium_state`), so the resumed run continues
 the interrupted episodes instead of starting new ones.
 """
 
@@ -16,10 +16,10 @@ import pytest
 
 pytest.importorskip("mujoco", reason="MuJoCo is not installed (pip install 'ddpg-jax[mujoco]')")
 
-from ddpg_jax import checkpoint as ckpt
-from ddpg_jax import gym_state
-from ddpg_jax.cli import main
-from ddpg_jax.metrics_io import read_jsonl
+from ddpg_jax.checkpoints import format as ckpt
+from ddpg_jax.cli.main import main
+from ddpg_jax.envs import gymnasium_state as gym_state
+from ddpg_jax.records.writers import read_jsonl
 
 ARGS = ["--env", "Hopper-v5", "--warmup-steps", "300", "--batch-size", "32",
         "--hidden-sizes", "16,16", "--eval-every", "600", "--eval-episodes", "1",

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from ddpg_jax import DDPGConfig
-from ddpg_jax.envs import make
 from ddpg_jax.drivers.multi import run_seeds
+from ddpg_jax.envs import make
 
 WORKER = Path(__file__).with_name("multihost_worker.py")
 

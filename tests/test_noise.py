@@ -19,10 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ddpg_jax.config import DDPGConfig
-from ddpg_jax.networks import make_networks
-from ddpg_jax.noise import NoiseState, gaussian, make_noise, ornstein_uhlenbeck
 from ddpg_jax import make_explore
+from ddpg_jax.agent.networks import make_networks
+from ddpg_jax.agent.noise import NoiseState, gaussian, make_noise, ornstein_uhlenbeck
+from ddpg_jax.config import DDPGConfig
 
 SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 
 import ddpg_jax
-from ddpg_jax import DDPGConfig, Transition, losses, nstep
-from ddpg_jax import buffer as rb
+from ddpg_jax import DDPGConfig, Transition
+from ddpg_jax.agent import buffer as rb
+from ddpg_jax.agent import losses, nstep
+from ddpg_jax.agent.learner import make_learner
 from ddpg_jax.config import ConfigError
-from ddpg_jax.learner import make_learner
 
 LOW, HIGH = np.array([-2.0], np.float32), np.array([2.0], np.float32)
 

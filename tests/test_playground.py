@@ -22,14 +22,15 @@ pg = pytest.importorskip(
     reason="MuJoCo Playground is not installed (pip install 'ddpg-jax[playground]'; "
            "the dev extra has it)")
 
-import ddpg_jax  # noqa: E402
-from ddpg_jax import cli  # noqa: E402
-from ddpg_jax.config import DDPGConfig  # noqa: E402
-from ddpg_jax.envcheck import EnvSpecError  # noqa: E402
-from ddpg_jax.envs import PlaygroundEnv, from_playground, from_spec  # noqa: E402
-from ddpg_jax.envs.playground_adapter import PLAYGROUND_HINT, bundled_tasks  # noqa: E402
-from ddpg_jax.metrics_io import read_jsonl  # noqa: E402
 from side_by_side import actions, assert_parity, make_side_by_side  # noqa: E402
+
+import ddpg_jax  # noqa: E402
+from ddpg_jax.cli import main as cli  # noqa: E402
+from ddpg_jax.config import DDPGConfig  # noqa: E402
+from ddpg_jax.envs import PlaygroundEnv, from_playground, from_spec  # noqa: E402
+from ddpg_jax.envs.core import EnvSpecError
+from ddpg_jax.envs.playground_adapter import PLAYGROUND_HINT, bundled_tasks  # noqa: E402
+from ddpg_jax.records.writers import read_jsonl  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("module_compile_cache")
 

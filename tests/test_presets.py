@@ -13,10 +13,8 @@ import jax
 import numpy as np
 import pytest
 
-from ddpg_jax import PRESETS, preset
+from ddpg_jax import PRESETS, make_train, preset, train
 from ddpg_jax.envs import make
-from ddpg_jax import train
-from ddpg_jax import make_train
 
 BUDGET = dict(total_steps=500, warmup_steps=256, eval_every=0, eval_episodes=1,
               buffer_size=1_000)

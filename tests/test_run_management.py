@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 
 from ddpg_jax import DDPGConfig
-from ddpg_jax import checkpoint as ckpt
-from ddpg_jax.cli import main
-from ddpg_jax.metrics_io import Progress, RunLog, read_jsonl
-from ddpg_jax.guard import NonFiniteError
-from ddpg_jax.management import RunOptions
+from ddpg_jax.agent.nonfinite import NonFiniteError
+from ddpg_jax.checkpoints import format as ckpt
+from ddpg_jax.cli.main import main
+from ddpg_jax.drivers.run_options import RunOptions
+from ddpg_jax.records.writers import Progress, RunLog, read_jsonl
 
 TOTAL = 3000
 GYM = ["--env", "Pendulum-v1", "--warmup-steps", "200", "--batch-size", "32",
@@ -128,8 +128,8 @@ def test_gym_half_run_resumed_to_the_end_is_bit_identical(gym_full, tmp_path, ca
 
 
 def test_jax_run_interrupted_at_a_chunk_boundary_resumes_bit_identically(jax_full, tmp_path):
-    from ddpg_jax.envs import make
     from ddpg_jax import train
+    from ddpg_jax.envs import make
 
     env, params = make("Pendulum-v1")
     config = DDPGConfig.from_dict(json.loads((jax_full / "config.json").read_text())["config"])
@@ -266,8 +266,8 @@ def test_incompatible_config_or_format_is_refused(gym_full, tmp_path, capsys):
     _one_paragraph(err)
     assert "format version 99" in err
     # The library refuses a config that changes shapes, before training.
-    from ddpg_jax.config import ConfigError
     from ddpg_jax import train
+    from ddpg_jax.config import ConfigError
 
     config = DDPGConfig.from_dict(json.loads((gym_full / "config.json").read_text())["config"])
     with pytest.raises(ConfigError, match="hidden_sizes"):
@@ -361,7 +361,7 @@ def test_plot_writes_a_png_of_runs_grouped_by_config(gym_full, jax_full, tmp_pat
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     image = matplotlib.image.imread(png)
     assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 300
-    from ddpg_jax.plot import load_curves
+    from ddpg_jax.records.plot import load_curves
 
     curves = load_curves(jax_full)
     assert len(curves) == 2 and curves[0].group == curves[1].group

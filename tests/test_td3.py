@@ -7,9 +7,16 @@ import numpy as np
 import optax
 import pytest
 
-from ddpg_jax import (DDPGConfig, init_train_state, losses, make_networks, make_update,
-                      normalization, preset)
-from ddpg_jax.types import Transition
+from ddpg_jax import (
+    DDPGConfig,
+    init_train_state,
+    losses,
+    make_networks,
+    make_update,
+    normalization,
+    preset,
+)
+from ddpg_jax.agent.state import Transition
 
 LOW = np.array([-1.0, 0.0], np.float32)
 HIGH = np.array([1.0, 4.0], np.float32)

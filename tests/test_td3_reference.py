@@ -1,6 +1,6 @@
 """The td3 and ourddpg update steps against an independent, hand-written reference.
 
-The reference below does not use ``ddpg_jax.losses`` or ``ddpg_jax.update``: it
+The reference below does not use ``ddpg_jax.agent.losses`` or ``ddpg_jax.agent.gradient_step``: it
 writes the TD3 step (Fujimoto et al. 2018, Algorithm 1) out in plain jax.numpy,
 on the same flax parameter pytrees, with Adam written by hand as
 ``optax.scale_by_adam`` defines it. The only library code it calls is the

@@ -6,9 +6,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ddpg_jax import (DDPGConfig, actor_loss, critic_loss, init_train_state, make_networks,
-                      make_update, td_target)
-from ddpg_jax.types import Transition
+from ddpg_jax import (
+    DDPGConfig,
+    actor_loss,
+    critic_loss,
+    init_train_state,
+    make_networks,
+    make_update,
+    td_target,
+)
+from ddpg_jax.agent.state import Transition
 
 LOW = np.array([-2.0, 0.5])
 HIGH = np.array([2.0, 3.0])

@@ -19,11 +19,11 @@ import pytest
 
 import ddpg_jax
 from ddpg_jax import DDPGConfig, Transition
-from ddpg_jax import buffer as rb
-from ddpg_jax.cli import main
+from ddpg_jax.agent import buffer as rb
+from ddpg_jax.agent.learner import make_learner
+from ddpg_jax.cli.main import main
 from ddpg_jax.config import ConfigError
-from ddpg_jax.learner import make_learner
-from ddpg_jax.metrics_io import read_jsonl
+from ddpg_jax.records.writers import read_jsonl
 
 LOW, HIGH = np.array([-2.0], np.float32), np.array([2.0], np.float32)
 SMALL = dict(hidden_sizes=(16, 16), batch_size=16, buffer_size=512, eval_every=0,
@@ -109,7 +109,7 @@ def test_both_drivers_run_the_hand_counted_steps_on_pendulum():
 
 def test_a_run_stopped_mid_episode_resumes_bit_identically(tmp_path, capsys):
     """Stopped at 1100 steps, 100 gradient steps are owed; the resumed run pays them at 1200."""
-    from ddpg_jax import checkpoint as ckpt
+    from ddpg_jax.checkpoints import format as ckpt
 
     args = ["--env", "Pendulum-v1", "--update-schedule", "episode", "--warmup-steps", "200",
             "--batch-size", "32", "--hidden-sizes", "16,16", "--buffer-size", "5000",

@@ -25,18 +25,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ddpg_jax.checkpoint import Checkpoint, load_item, trim_rows
+from ddpg_jax.checkpoints.format import Checkpoint, load_item, trim_rows
+from ddpg_jax.checkpoints.policy_record import describe_policy
+from ddpg_jax.checkpoints.resume import open_for_resume
 from ddpg_jax.config import DDPGConfig
 from ddpg_jax.drivers.compiled import Loop, LoopState, make_loop
 from ddpg_jax.drivers.multi import seed_keys
 from ddpg_jax.drivers.result import TrainResult, summarize
+from ddpg_jax.drivers.run_options import RunOptions
 from ddpg_jax.drivers.schedule import Schedule, make_schedule
 from ddpg_jax.drivers.session import Callbacks, Session
 from ddpg_jax.drivers.sharding import RunPlacement, place_runs
-from ddpg_jax.export import describe_policy
 from ddpg_jax.envs.core import Environment
-from ddpg_jax.management import RunOptions
-from ddpg_jax.resume import open_for_resume
 
 
 class Compiled(NamedTuple):

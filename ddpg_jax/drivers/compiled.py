@@ -22,15 +22,21 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from ddpg_jax import buffer as rb
-from ddpg_jax.config import ConfigError, DDPGConfig
+from ddpg_jax.agent import buffer as rb
+from ddpg_jax.agent.learner import COUNT_NAMES, AgentState, Learner, make_learner
+from ddpg_jax.agent.state import (
+    METRIC_NAMES,
+    Array,
+    HParams,
+    PRNGKey,
+    TrainState,
+    Transition,
+)
+from ddpg_jax.config import DDPGConfig
 from ddpg_jax.drivers.schedule import Schedule, make_schedule
-from ddpg_jax.envs.core import Environment
-from ddpg_jax.learner import COUNT_NAMES, AgentState, Learner, make_learner
-from ddpg_jax.records import ACTOR_METRICS
-from ddpg_jax.types import METRIC_NAMES, Array, HParams, PRNGKey, TrainState, Transition
+from ddpg_jax.envs.core import Environment, env_spec
+from ddpg_jax.records.metrics import ACTOR_METRICS
 
 
 class LoopState(NamedTuple):
@@ -85,19 +91,6 @@ class TrainOutput(NamedTuple):
     train_state: TrainState
     buffer: rb.BufferState | None
     metrics: dict[str, Array]
-
-
-def env_spec(env: Environment, params: Any) -> tuple[int, np.ndarray, np.ndarray]:
-    """``(obs_dim, action_low, action_high)`` of a JAX env, refusing shapes DDPG cannot use."""
-    obs_space, act_space = env.observation_space(params), env.action_space(params)
-    low, high = np.asarray(act_space.low, np.float32), np.asarray(act_space.high, np.float32)
-    if len(obs_space.shape) != 1 or len(act_space.shape) != 1:
-        raise ConfigError(f"{env!r} has observation shape {obs_space.shape} and action shape "
-                          f"{act_space.shape}; accepted: flat (1-D) observations and actions.")
-    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
-        raise ConfigError(f"{env!r} has unbounded actions (low={low}, high={high}); accepted: "
-                          "finite bounds.")
-    return obs_space.shape[0], low, high
 
 
 def chunk_means(sums: dict[str, Array]) -> dict[str, Array]:
@@ -201,7 +194,7 @@ def make_train(
 
     Returns:
       ``train``. Jit it, vmap it over keys for seeds, or over ``hparams``
-      (an :class:`~ddpg_jax.types.HParams` of arrays) for a sweep. Each run
+      (an :class:`~ddpg_jax.agent.state.HParams` of arrays) for a sweep. Each run
       splits its key into initialisation, evaluation and loop keys, so
       different keys give independent runs. ``train.loop`` holds the
       :class:`Loop` it is built from, ``train.schedule`` its evaluation points.

@@ -14,7 +14,7 @@ and are added to the buffer in one call when it ends.
 
 With a ``run_dir`` checkpoints hold the device carry, the pending action and
 observation, the NumPy generator of the warm-up actions and the state of
-every gymnasium sub-env (:mod:`ddpg_jax.gym_state`), so on envs whose state
+every gymnasium sub-env (:mod:`ddpg_jax.envs.gymnasium_state`), so on envs whose state
 can be captured a resumed run is bit-identical to an uninterrupted one on the
 same machine.
 """
@@ -32,22 +32,29 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ddpg_jax import gym_state
-from ddpg_jax.checkpoint import Checkpoint, CheckpointError, load_item, trim_rows
+from ddpg_jax.agent.learner import COUNT_NAMES, AgentState, Learner, make_learner
+from ddpg_jax.agent.nonfinite import NonFiniteError, check_host_transition
+from ddpg_jax.agent.state import METRIC_NAMES, Array, Transition
+from ddpg_jax.checkpoints.format import (
+    Checkpoint,
+    CheckpointError,
+    load_item,
+    trim_rows,
+)
+from ddpg_jax.checkpoints.policy_record import describe_policy
+from ddpg_jax.checkpoints.resume import open_for_resume
 from ddpg_jax.config import DDPGConfig
 from ddpg_jax.drivers.result import TrainResult, summarize
+from ddpg_jax.drivers.run_options import RunOptions
 from ddpg_jax.drivers.schedule import Schedule, make_schedule
 from ddpg_jax.drivers.session import Callbacks, Session
-from ddpg_jax.envcheck import EnvFactory, EnvSpec, check_env, env_factory
-from ddpg_jax.export import describe_policy
-from ddpg_jax.guard import NonFiniteError, check_host_transition
-from ddpg_jax.learner import COUNT_NAMES, AgentState, Learner, make_learner
-from ddpg_jax.management import RunOptions
-from ddpg_jax.resume import open_for_resume
-from ddpg_jax.types import METRIC_NAMES, Array, Transition
-
-#: Seed offset of the evaluation envs, so they never replay the training envs' episodes.
-EVAL_SEED_OFFSET = 1_000_003
+from ddpg_jax.envs import gymnasium_state as gym_state
+from ddpg_jax.envs.gymnasium_check import EnvFactory, EnvSpec, check_env, env_factory
+from ddpg_jax.envs.gymnasium_episodes import (
+    EVAL_SEED_OFFSET,
+    evaluate_policy,
+    vector_env,
+)
 
 
 class HostCarry(NamedTuple):
@@ -151,11 +158,6 @@ def compile_ahead(fns: HostFns, carry: Any, spec: EnvSpec, config: DDPGConfig,
     return futures
 
 
-def vector_env(factory: EnvFactory, num_envs: int) -> gym.vector.VectorEnv:
-    return gym.vector.SyncVectorEnv(
-        [factory] * num_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-
-
 def real_next_obs(obs: np.ndarray, done: np.ndarray, info: dict[str, Any]) -> np.ndarray:
     """The observation that followed each env's action.
 
@@ -170,39 +172,6 @@ def real_next_obs(obs: np.ndarray, done: np.ndarray, info: dict[str, Any]) -> np
         for i in np.flatnonzero(done):
             next_obs[i] = np.asarray(final[i], np.float32)
     return next_obs
-
-
-def evaluate_policy(act: Callable[[Any, np.ndarray], Array], policy: Any, factory: EnvFactory,
-                    episodes: int, seed: int,
-                    prepare: Callable[[gym.Env], Any] | None = None) -> np.ndarray:
-    """Runs ``episodes`` deterministic episodes (one per sub-env) and returns their returns.
-
-    Args:
-      act: ``act(policy, obs[episodes, obs_dim]) -> actions``.
-      policy: what ``act`` acts with (e.g. the train state).
-      factory: makes one env.
-      episodes: number of episodes, run side by side.
-      seed: seed of the first env (``seed + i`` for the others); the same at
-        every call, so successive evaluations face the same initial states.
-      prepare: called with each new sub-env before its first reset (the training
-        loop copies its envs' normalisation statistics in, frozen).
-    """
-    envs = vector_env(factory, episodes)
-    try:
-        if prepare is not None:
-            for env in envs.envs:
-                prepare(env)
-        obs, _ = envs.reset(seed=seed)
-        returns = np.zeros(episodes, np.float64)
-        running = np.ones(episodes, bool)
-        while running.any():
-            action = np.asarray(act(policy, np.asarray(obs, np.float32)))
-            obs, reward, terminated, truncated, _ = envs.step(action)
-            returns += np.where(running, reward, 0.0)
-            running &= ~(terminated | truncated)
-        return returns
-    finally:
-        envs.close()
 
 
 @dataclasses.dataclass
@@ -353,8 +322,8 @@ def _restore(run: _Run, checkpoint: Checkpoint, host: HostState,
              carry: HostCarry) -> tuple[HostState, HostCarry]:
     """The loop's state from a checkpoint.
 
-    Sub-envs that cannot be restored exactly (see :mod:`ddpg_jax.gym_state`) start new
-    episodes, and one :class:`~ddpg_jax.gym_state.InexactResumeWarning` says which and why.
+    Sub-envs that cannot be restored exactly (see :mod:`ddpg_jax.envs.gymnasium_state`) start new
+    episodes, and one :class:`~ddpg_jax.envs.gymnasium_state.InexactResumeWarning` says which and why.
     """
     meta, config = checkpoint.meta, run.config
     agent = carry.agent

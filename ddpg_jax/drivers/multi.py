@@ -23,12 +23,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ddpg_jax.agent.gradient_step import hparams_from_config
+from ddpg_jax.agent.state import HParams
 from ddpg_jax.config import TRACED_FIELDS, ConfigError, DDPGConfig
 from ddpg_jax.drivers.compiled import TrainOutput, make_train
 from ddpg_jax.drivers.sharding import place_runs
 from ddpg_jax.envs.core import Environment
-from ddpg_jax.types import HParams
-from ddpg_jax.update import hparams_from_config
 
 
 class Timed(NamedTuple):

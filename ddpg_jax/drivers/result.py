@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from ddpg_jax import buffer as rb
-from ddpg_jax.networks import Networks
-from ddpg_jax.types import TrainState
+from ddpg_jax.agent import buffer as rb
+from ddpg_jax.agent.networks import Networks
+from ddpg_jax.agent.state import TrainState
 
 
 @dataclasses.dataclass

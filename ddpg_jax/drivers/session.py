@@ -16,12 +16,22 @@ from typing import Any, Callable
 
 import jax
 
-from ddpg_jax.checkpoint import Checkpoint, CheckpointError, CheckpointManager, checkpoint_dir
+from ddpg_jax.agent.nonfinite import raise_if_nonfinite
+from ddpg_jax.checkpoints.format import (
+    Checkpoint,
+    CheckpointError,
+    CheckpointManager,
+    checkpoint_dir,
+)
+from ddpg_jax.checkpoints.policy_record import policy_record
 from ddpg_jax.config import DDPGConfig
-from ddpg_jax.export import policy_record
-from ddpg_jax.guard import raise_if_nonfinite
-from ddpg_jax.management import RunOptions
-from ddpg_jax.records import MetricWindow, chunk_record, evaluation_record, log_line
+from ddpg_jax.drivers.run_options import RunOptions
+from ddpg_jax.records.metrics import (
+    MetricWindow,
+    chunk_record,
+    evaluation_record,
+    log_line,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +67,7 @@ class Session:
       resumed: the checkpoint this session continues, if any.
       start_steps: environment steps done when the session starts.
       policy: the driver's description of the policy
-        (:func:`ddpg_jax.export.describe_policy`); each checkpoint's meta then
+        (:func:`ddpg_jax.checkpoints.policy_record.describe_policy`); each checkpoint's meta then
         holds a ``policy`` record, so the policy loads without the env.
     """
 
@@ -99,7 +109,7 @@ class Session:
         return self.wall_offset + time.perf_counter() - self.t_start
 
     def check_finite(self, record: Any) -> None:
-        """Raises :class:`~ddpg_jax.guard.NonFiniteError` if the guard record is set."""
+        """Raises :class:`~ddpg_jax.agent.nonfinite.NonFiniteError` if the guard record is set."""
         raise_if_nonfinite(record, lambda s: f"env step {s}", lambda s: s,
                            str(self.last_checkpoint) if self.last_checkpoint else None)
 

@@ -30,6 +30,9 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from ddpg_jax.config import ConfigError
 
 __all__ = ["Box", "Environment", "StepInfo"]
 
@@ -282,3 +285,20 @@ class Environment(abc.ABC, Generic[TState, TParams]):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}<{self.name}>"
+
+
+class EnvSpecError(ValueError):
+    """The environment id is unknown, or its spaces are not ones DDPG supports."""
+
+
+def env_spec(env: Environment, params: Any) -> tuple[int, np.ndarray, np.ndarray]:
+    """``(obs_dim, action_low, action_high)`` of a JAX env, refusing shapes DDPG cannot use."""
+    obs_space, act_space = env.observation_space(params), env.action_space(params)
+    low, high = np.asarray(act_space.low, np.float32), np.asarray(act_space.high, np.float32)
+    if len(obs_space.shape) != 1 or len(act_space.shape) != 1:
+        raise ConfigError(f"{env!r} has observation shape {obs_space.shape} and action shape "
+                          f"{act_space.shape}; accepted: flat (1-D) observations and actions.")
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+        raise ConfigError(f"{env!r} has unbounded actions (low={low}, high={high}); accepted: "
+                          "finite bounds.")
+    return obs_space.shape[0], low, high

@@ -20,8 +20,8 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from ddpg_jax.envcheck import EnvSpecError
 from ddpg_jax.envs.adapters import BraxParams, BraxProtocolEnv, _import_optional
+from ddpg_jax.envs.core import EnvSpecError
 
 __all__ = ["PLAYGROUND_HINT", "PlaygroundEnv", "bundled_tasks", "from_playground"]
 

@@ -13,7 +13,7 @@ Accepted specs:
   This is how a user's own JAX env reaches ``train`` and the command line.
 
 The family prefixes win over module names: ``brax:ant`` is the brax env, not
-``brax.ant``. Every refusal is an :class:`~ddpg_jax.envcheck.EnvSpecError`
+``brax.ant``. Every refusal is an :class:`~ddpg_jax.envs.core.EnvSpecError`
 (a ``ValueError``) with one paragraph, raised before anything is traced.
 """
 
@@ -24,8 +24,7 @@ import importlib
 import inspect
 from typing import Any, Callable
 
-from ddpg_jax.envcheck import EnvSpecError
-from ddpg_jax.envs.core import Environment
+from ddpg_jax.envs.core import Environment, EnvSpecError
 from ddpg_jax.envs.registry import make, registered_envs
 
 __all__ = ["FAMILIES", "accepted_specs", "from_spec", "is_family_spec"]

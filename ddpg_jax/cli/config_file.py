@@ -3,7 +3,7 @@
 A file is either a flat mapping of config fields (optionally with the run settings env_id,
 preset, backend, num_seeds, sweep and run_options), or a run's own config.json, with every
 field under ``config``. Everything is checked before any work starts; a bad file is refused
-with a :class:`~ddpg_jax.usage.UsageError` (or a ConfigError for a field), naming the file.
+with a :class:`~ddpg_jax.cli.usage.UsageError` (or a ConfigError for a field), naming the file.
 """
 
 from __future__ import annotations
@@ -14,10 +14,17 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from ddpg_jax.config import FIELD_NAMES, PRESETS, ConfigError, check_field, field_type, parse_field
-from ddpg_jax.management import RunOptions, RunOptionsError
-from ddpg_jax.metrics_io import MissingExtraError
-from ddpg_jax.usage import BACKENDS, UsageError
+from ddpg_jax.cli.usage import BACKENDS, UsageError
+from ddpg_jax.config import (
+    FIELD_NAMES,
+    PRESETS,
+    ConfigError,
+    check_field,
+    field_type,
+    parse_field,
+)
+from ddpg_jax.drivers.run_options import RunOptions, RunOptionsError
+from ddpg_jax.records.writers import MissingExtraError
 
 #: Keys of a run's config.json besides the config fields.
 RUN_FILE_KEYS = ("env_id", "preset", "backend", "num_seeds", "config", "sweep", "run_options")

@@ -7,13 +7,13 @@ from typing import Any, Callable, Sequence
 
 import jax
 
-from ddpg_jax.checkpoint import Checkpoint
+from ddpg_jax.checkpoints.format import Checkpoint
 from ddpg_jax.config import ConfigError, DDPGConfig
 from ddpg_jax.drivers.result import TrainResult
+from ddpg_jax.drivers.run_options import RunOptions
 from ddpg_jax.drivers.session import Callbacks
-from ddpg_jax.envcheck import EnvFactory
 from ddpg_jax.envs.core import Environment
-from ddpg_jax.management import RunOptions
+from ddpg_jax.envs.gymnasium_check import EnvFactory
 
 BACKENDS = ("gymnasium", "jax")
 
@@ -23,7 +23,7 @@ def jax_env(env: Any, env_params: Any) -> tuple[Environment, Any, str]:
 
     A string goes through :func:`ddpg_jax.envs.from_spec` (a built-in id,
     ``playground:TASK``, ``brax:NAME``, ``gymnax:NAME`` or ``module:function``),
-    which raises :class:`~ddpg_jax.envcheck.EnvSpecError` for a bad one.
+    which raises :class:`~ddpg_jax.envs.core.EnvSpecError` for a bad one.
     """
     from ddpg_jax.envs.specs import from_spec
 

@@ -22,13 +22,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ddpg_jax import buffer as rb
-from ddpg_jax import normalization, nstep
-from ddpg_jax.config import DDPGConfig
-from ddpg_jax.guard import guard_nonfinite, no_nonfinite
-from ddpg_jax.networks import Networks, make_networks
-from ddpg_jax.noise import Noise, NoiseState, make_noise
-from ddpg_jax.types import (
+from ddpg_jax.agent import buffer as rb
+from ddpg_jax.agent import normalization, nstep
+from ddpg_jax.agent.gradient_step import GradientStep, make_gradient_step, normalize_obs
+from ddpg_jax.agent.networks import Networks, make_networks
+from ddpg_jax.agent.noise import Noise, NoiseState, make_noise
+from ddpg_jax.agent.nonfinite import guard_nonfinite, no_nonfinite
+from ddpg_jax.agent.state import (
     METRIC_NAMES,
     Array,
     HParams,
@@ -37,7 +37,7 @@ from ddpg_jax.types import (
     TrainState,
     Transition,
 )
-from ddpg_jax.update import GradientStep, make_gradient_step, normalize_obs
+from ddpg_jax.config import DDPGConfig
 
 #: Counters that :attr:`Learner.learn` reports beside the metric sums.
 COUNT_NAMES = ("updates", "actor_updates")
@@ -75,7 +75,7 @@ class Learner(NamedTuple):
         restarts the noise of finished episodes (and redraws their noise
         scales, with ``noise_scale_max > 0``) and records the first non-finite value.
         ``sums`` holds the sum over those steps of each metric in
-        :data:`~ddpg_jax.types.METRIC_NAMES` and the counts in :data:`COUNT_NAMES`.
+        :data:`~ddpg_jax.agent.state.METRIC_NAMES` and the counts in :data:`COUNT_NAMES`.
       policy: ``(train_state, obs) -> action``: deterministic, normalised inside.
       evaluate: ``(train_state, key, env, env_params, episodes) -> returns[episodes]``.
       random_action: ``(key, num_envs) -> action``: uniform in the bounds (warm-up).

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 
-from ddpg_jax.types import Array
+from ddpg_jax.agent.state import Array
 
 
 class RunningStats(NamedTuple):

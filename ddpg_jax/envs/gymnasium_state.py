@@ -53,7 +53,7 @@ from typing import Any, NamedTuple
 import gymnasium as gym
 import numpy as np
 
-from ddpg_jax.checkpoint import decode_json, encode_json
+from ddpg_jax.checkpoints.format import decode_json, encode_json
 
 #: Attributes of classic-control envs that their ``step`` reads besides ``state``.
 _EXTRA_ATTRS = ("last_u", "steps_beyond_terminated")

@@ -1,4 +1,4 @@
-"""The DDPG/TD3 gradient step over an immutable :class:`~ddpg_jax.types.TrainState`.
+"""The DDPG/TD3 gradient step over an immutable :class:`~ddpg_jax.agent.state.TrainState`.
 
 :func:`make_gradient_step` returns ``init`` and ``update`` side by side, in
 the style of an optax transformation, so the optimizer chains they use are
@@ -16,10 +16,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ddpg_jax import losses, normalization
-from ddpg_jax.config import TRACED_FIELDS, DDPGConfig
-from ddpg_jax.networks import Networks
-from ddpg_jax.types import (
+from ddpg_jax.agent import losses, normalization
+from ddpg_jax.agent.networks import Networks
+from ddpg_jax.agent.state import (
     Array,
     HParams,
     Metrics,
@@ -28,6 +27,7 @@ from ddpg_jax.types import (
     TrainState,
     Transition,
 )
+from ddpg_jax.config import TRACED_FIELDS, DDPGConfig
 
 
 def make_optimizer(max_grad_norm: float, coupled_weight_decay: bool = False

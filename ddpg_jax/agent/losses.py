@@ -7,7 +7,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from ddpg_jax.types import Array, Params, Transition
+from ddpg_jax.agent.state import Array, Params, Transition
 
 
 def smoothing_noise(
@@ -40,7 +40,7 @@ def td_target(
     the target critics is taken (Fujimoto et al. 2018, Eq. 10); with one it is
     the paper's target. Truncated-but-not-terminated transitions keep the
     bootstrap, since only ``terminated`` enters the mask. An n-step batch
-    (:class:`ddpg_jax.nstep.NStepTransition`) is bootstrapped with ``gamma * discount``.
+    (:class:`ddpg_jax.agent.nstep.NStepTransition`) is bootstrapped with ``gamma * discount``.
 
     Args:
       action_noise: optional ``[batch, action_dim]`` perturbation added to

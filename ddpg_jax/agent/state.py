@@ -20,7 +20,7 @@ class Transition(NamedTuple):
     ``next_obs`` is the observation that followed ``action``: on an episode end
     it is the final observation of that episode, never the reset observation.
     Only ``terminated`` cuts the bootstrap; time-limit truncation does not.
-    With n-step returns, batches are :class:`ddpg_jax.nstep.NStepTransition`
+    With n-step returns, batches are :class:`ddpg_jax.agent.nstep.NStepTransition`
     instead: the same fields plus the bootstrap's extra ``discount``.
     """
 
@@ -46,7 +46,7 @@ class TrainState:
     """Everything the update step changes, as one immutable pytree.
 
     Optimizers are not stored here: the gradient step that owns them is built
-    by :func:`ddpg_jax.update.make_gradient_step`, which keeps this a plain
+    by :func:`ddpg_jax.agent.gradient_step.make_gradient_step`, which keeps this a plain
     class that checkpoints, vmaps and shards like any pytree.
     """
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ddpg_jax.types import METRIC_NAMES
+from ddpg_jax.agent.state import METRIC_NAMES
 
 #: Metrics averaged over the steps where the actor moved (TD3 delays it).
 ACTOR_METRICS = ("actor_loss", "actor_grad_norm")

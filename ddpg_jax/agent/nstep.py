@@ -19,7 +19,7 @@ which hold the oldest data). With ``m`` steps taken::
     discount   = gamma^(m-1)
 
 so that the target ``reward + gamma * discount * (1 - terminated) * Q'(next_obs)``
-is the m-step return (:func:`ddpg_jax.losses.td_target`). A shortened window
+is the m-step return (:func:`ddpg_jax.agent.losses.td_target`). A shortened window
 is still an unbiased bootstrap target, only with less lookahead.
 """
 
@@ -30,12 +30,12 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ddpg_jax import buffer as rb
-from ddpg_jax.types import Array, PRNGKey, Transition
+from ddpg_jax.agent import buffer as rb
+from ddpg_jax.agent.state import Array, PRNGKey, Transition
 
 
 class NStepTransition(NamedTuple):
-    """A sampled n-step batch: a :class:`~ddpg_jax.types.Transition`'s fields plus ``discount``."""
+    """A sampled n-step batch: a :class:`~ddpg_jax.agent.state.Transition`'s fields plus ``discount``."""
 
     obs: Array  # [..., obs_dim]: the first step's observation
     action: Array  # [..., action_dim]: the first step's action
@@ -64,7 +64,7 @@ def sample_batches(buffer: rb.BufferState, key: PRNGKey, batch_size: int, num_ba
     Args:
       buffer: a buffer of :class:`Row`.
       key: draws the starting rows (uniform over the rows written, as
-        :func:`ddpg_jax.buffer.sample`).
+        :func:`ddpg_jax.agent.buffer.sample`).
       n: the most steps a sample sums.
       stride: rows between one env's consecutive steps (``num_envs``).
       gamma: the discount (may be traced).

@@ -31,7 +31,7 @@ def versions() -> dict[str, str]:
     import numpy
     import optax
 
-    from ddpg_jax import __version__
+    from ddpg_jax.version import __version__
 
     out = {
         "ddpg_jax": __version__,

@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ddpg_jax.agent.state import Array, Params, PRNGKey
 from ddpg_jax.config import DDPGConfig
-from ddpg_jax.types import Array, Params, PRNGKey
 
 _ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
     "relu": nn.relu,

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ddpg_jax.metrics_io import MissingExtraError, read_jsonl
+from ddpg_jax.records.writers import MissingExtraError, read_jsonl
 
 PLOT_HINT = "pip install 'ddpg-jax[plot]'"
 

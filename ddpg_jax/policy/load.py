@@ -1,17 +1,11 @@
-"""Loading a saved policy, and its deterministic evaluation on gymnasium environments.
+"""Loading a saved policy: a checkpoint, a run directory's latest or best one, or an exported file.
 
 A checkpoint of either backend holds the train state and a ``policy`` record
-(:mod:`ddpg_jax.export`) describing the observation size and layout and the
+(:mod:`ddpg_jax.checkpoints.policy_record`) describing the observation size and layout and the
 action bounds the agent saw; :func:`load_policy` rebuilds the actor from them
 (for a JAX-backend multi-seed run: one actor per seed) without gymnasium or
-the env. It also reads a policy exported with ``ddpg-jax export``.
-:func:`evaluate_checkpoint` runs episodes without exploration noise: on
-gymnasium envs, or, for the JAX env specs that have no gymnasium counterpart
-(``playground:TASK``, ``brax:NAME``, ``gymnax:NAME``, and ``module:function``
-of JAX-backend runs; see :func:`uses_jax_env`), compiled on the JAX env
-itself. By default the episodes use the evaluation seeds (or, on a JAX env,
-the evaluation key) of the training run, so on a checkpoint taken at an
-evaluation point the mean return equals the one logged then.
+the env. It also reads a policy exported with ``ddpg-jax export``
+(:mod:`ddpg_jax.policy.exported`); :mod:`ddpg_jax.policy.evaluate` runs either.
 """
 
 from __future__ import annotations
@@ -24,15 +18,24 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from ddpg_jax.checkpoint import (Checkpoint, CheckpointError, best, checkpoint_dir, load_flat,
-                                 open_checkpoint, resolve, select, unflatten)
+from ddpg_jax.agent.learner import Learner, make_learner
+from ddpg_jax.agent.networks import Networks
+from ddpg_jax.checkpoints.format import (
+    Checkpoint,
+    CheckpointError,
+    best,
+    checkpoint_dir,
+    load_flat,
+    open_checkpoint,
+    resolve,
+    select,
+    unflatten,
+)
+from ddpg_jax.checkpoints.policy_record import read_policy_record
+from ddpg_jax.checkpoints.resume import checkpoint_config
 from ddpg_jax.config import DDPGConfig
-from ddpg_jax.export import ExportedPolicy, load_exported, read_policy_record
-from ddpg_jax.learner import Learner, make_learner
-from ddpg_jax.networks import Networks
-from ddpg_jax.resume import checkpoint_config
+from ddpg_jax.policy.exported import ExportedPolicy, load_exported
 
-VIDEO_HINT = "pip install 'ddpg-jax[video]'"
 #: Where the train state lies in the ``state`` item of checkpoints written without a
 #: policy record (format version 2 before the record existed), per backend.
 _LEGACY_TRAIN_STATE = {"gymnasium": ("carry/agent/train_state", False),
@@ -114,8 +117,7 @@ def _env_io(env_id: str, backend: str | None) -> tuple[int, np.ndarray, np.ndarr
     """``(obs_dim, action_low, action_high)`` of a JAX env spec or a gymnasium id."""
     if uses_jax_env(env_id, backend):
         from ddpg_jax.config import ConfigError
-        from ddpg_jax.drivers.compiled import env_spec
-        from ddpg_jax.envcheck import EnvSpecError
+        from ddpg_jax.envs.core import EnvSpecError, env_spec
         from ddpg_jax.envs.specs import from_spec
 
         env, params, _ = from_spec(env_id)
@@ -123,7 +125,7 @@ def _env_io(env_id: str, backend: str | None) -> tuple[int, np.ndarray, np.ndarr
             return env_spec(env, params)
         except ConfigError as e:
             raise EnvSpecError(str(e)) from None
-    from ddpg_jax.envcheck import check_env, env_factory
+    from ddpg_jax.envs.gymnasium_check import check_env, env_factory
 
     spec = check_env(env_factory(env_id), repr(env_id))
     return spec.obs_dim, spec.action_low, spec.action_high
@@ -139,7 +141,7 @@ def _backend_of(policy: Any) -> str | None:
 def _check_env_fits(env_id: str, obs_dim: int, low: np.ndarray, high: np.ndarray,
                     backend: str | None = None) -> None:
     """Refuses an env (asked for instead of the run's) that the policy cannot act in."""
-    from ddpg_jax.envcheck import EnvSpecError
+    from ddpg_jax.envs.core import EnvSpecError
 
     env_obs, env_low, env_high = _env_io(env_id, backend)
     low, high = np.asarray(low, np.float32), np.asarray(high, np.float32)
@@ -206,20 +208,20 @@ def load_policy(path: str | os.PathLike, env_id: str | None = None,
 
     Args:
       path: a checkpoint directory, a run directory, or a file written by
-        ``ddpg-jax export`` (:func:`ddpg_jax.export.export_checkpoint`).
+        ``ddpg-jax export`` (:func:`ddpg_jax.policy.export.export_checkpoint`).
       env_id: the env to evaluate on instead of the run's (a gymnasium id,
         or a JAX env spec, see :func:`uses_jax_env`); it must have the
         policy's observation size and action bounds (checked here).
       which: for a run directory, ``"latest"`` or ``"best"``.
 
     Returns:
-      A :class:`Policy` (checkpoint) or :class:`~ddpg_jax.export.ExportedPolicy`;
+      A :class:`Policy` (checkpoint) or :class:`~ddpg_jax.policy.exported.ExportedPolicy`;
       both have ``act_fn(index=0) -> act(obs) -> action``, ``env_id``, ``config``,
       ``num_seeds`` and ``checkpoint``.
 
     Raises:
       CheckpointError: for a missing, corrupted or foreign checkpoint or
-        exported file (:class:`~ddpg_jax.export.ExportError` for the latter).
+        exported file (:class:`~ddpg_jax.policy.exported.ExportError` for the latter).
       EnvSpecError: for an unknown env id or one whose spaces do not fit.
     """
     if Path(path).is_file():
@@ -230,125 +232,3 @@ def load_policy(path: str | os.PathLike, env_id: str | None = None,
             policy.meta = {**policy.meta, "env_id": env_id}
         return policy
     return load_checkpoint_policy(path, env_id, which)
-
-
-def _episodes_recorded(act: Callable[[np.ndarray], np.ndarray], env_id: str, episodes: int,
-                       seed: int, video_dir: Path, prefix: str) -> np.ndarray:
-    """Runs episodes one by one in a single env wrapped in ``RecordVideo``.
-
-    Episode ``i`` is reset with seed ``seed + i``, as sub-env ``i`` of
-    :func:`~ddpg_jax.drivers.host.evaluate_policy`, so the returns match.
-    """
-    import gymnasium as gym
-
-    env = gym.wrappers.RecordVideo(gym.make(env_id, render_mode="rgb_array"), str(video_dir),
-                                   episode_trigger=lambda _: True, name_prefix=prefix,
-                                   disable_logger=True)
-    returns = np.zeros(episodes, np.float64)
-    try:
-        for i in range(episodes):
-            obs, _ = env.reset(seed=seed + i)
-            done = False
-            while not done:
-                action = act(np.asarray(obs, np.float32)[None])[0]
-                obs, reward, terminated, truncated, _ = env.step(action)
-                returns[i] += float(reward)
-                done = terminated or truncated
-    finally:
-        env.close()
-    return returns
-
-
-def video_available() -> bool:
-    try:
-        import moviepy  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def evaluate_checkpoint(policy: Policy | ExportedPolicy, episodes: int | None = None,
-                        seed: int | None = None,
-                        video_dir: str | os.PathLike | None = None) -> list[np.ndarray]:
-    """Returns, per seed of the policy, the returns of ``episodes`` deterministic episodes.
-
-    Needs the policy's env (``policy.env_id``): gymnasium's, or for a JAX env
-    spec (:func:`uses_jax_env`) the JAX env, on which all episodes run side by
-    side in one compiled program.
-
-    Args:
-      policy: from :func:`load_policy` (a checkpoint's or an exported file's).
-      episodes: default: the run's ``eval_episodes``.
-      seed: seed of the first episode; default: the run's evaluation seed. On a
-        JAX env: the episodes start from ``jax.random.PRNGKey(seed)``'s
-        states; by default a checkpoint's from those of the run's own
-        evaluations, an exported file's from its run's evaluation seed.
-      video_dir: record every episode there (needs the ``video`` extra;
-        gymnasium envs only).
-
-    Raises:
-      EnvSpecError: for a video of a JAX env, or an env that cannot be built.
-    """
-    from ddpg_jax.drivers.host import EVAL_SEED_OFFSET, evaluate_policy
-    from ddpg_jax.envcheck import env_factory
-
-    episodes = policy.config.eval_episodes if episodes is None else episodes
-    if uses_jax_env(policy.env_id, _backend_of(policy)):
-        if video_dir is not None:
-            from ddpg_jax.envcheck import EnvSpecError
-
-            raise EnvSpecError(f"videos are recorded with gymnasium's RecordVideo; "
-                               f"{policy.env_id!r} is a JAX env, which has no gymnasium "
-                               "renderer here. Accepted: evaluation without --video.")
-        return _evaluate_on_jax_env(policy, episodes, seed)
-    seed = policy.config.seed + EVAL_SEED_OFFSET if seed is None else seed
-    factory = env_factory(policy.env_id)
-    # The training envs' wrapper statistics (e.g. NormalizeObservation), frozen, as in training.
-    snaps = getattr(getattr(policy, "checkpoint", None), "meta", {}).get("envs") or []
-    prepare = None
-    if snaps:
-        from ddpg_jax import gym_state
-
-        def prepare(env: Any) -> None:
-            gym_state.load_statistics(env, snaps[0])
-
-    out = []
-    for i in range(policy.num_seeds):
-        act = policy.act_fn(i)
-        if video_dir is not None:
-            prefix = f"seed{i}" if policy.num_seeds > 1 else "eval"
-            out.append(_episodes_recorded(act, policy.env_id, episodes, seed, Path(video_dir),
-                                          prefix))
-        else:
-            out.append(evaluate_policy(lambda _, obs: act(obs), None, factory, episodes, seed,
-                                       prepare=prepare))
-    return out
-
-
-def _jax_eval_keys(policy: Policy | ExportedPolicy, seed: int | None) -> list[jax.Array]:
-    """One evaluation key per seed of the policy (see :func:`evaluate_checkpoint`)."""
-    from ddpg_jax.drivers.host import EVAL_SEED_OFFSET
-
-    saved = getattr(policy, "eval_keys", None)
-    if seed is None and saved is not None and len(saved) == policy.num_seeds:
-        return [jax.numpy.asarray(k) for k in saved]
-    # An exported file (or a checkpoint without keys) starts from its evaluation seed.
-    seed = policy.config.seed + EVAL_SEED_OFFSET if seed is None else seed
-    return [jax.random.PRNGKey(seed)] * policy.num_seeds
-
-
-def _evaluate_on_jax_env(policy: Policy | ExportedPolicy, episodes: int,
-                         seed: int | None) -> list[np.ndarray]:
-    """Deterministic episodes on the JAX env of ``policy.env_id``, compiled once for all seeds."""
-    from ddpg_jax.envs.specs import from_spec
-    from ddpg_jax.learner import evaluate_episodes
-
-    env, params, _ = from_spec(policy.env_id)
-    keys = _jax_eval_keys(policy, seed)
-    if isinstance(policy, ExportedPolicy):
-        act = policy.exported.call
-        run = jax.jit(lambda key: evaluate_episodes(act, key, env, params, episodes))
-        return [np.asarray(run(keys[0]), np.float64)]
-    learner = policy.learner
-    run = jax.jit(lambda ts, key: learner.evaluate(ts, key, env, params, episodes))
-    return [np.asarray(run(ts, k), np.float64) for ts, k in zip(policy.train_states, keys)]

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ddpg_jax.types import Array, PRNGKey
+from ddpg_jax.agent.state import Array, PRNGKey
 
 
 class _Leaf(NamedTuple):
@@ -100,7 +100,7 @@ def init(example: Any, capacity: int) -> BufferState:
     """Allocates an empty buffer.
 
     Args:
-      example: one item (e.g. a :class:`~ddpg_jax.types.Transition` without a
+      example: one item (e.g. a :class:`~ddpg_jax.agent.state.Transition` without a
         batch axis); only its structure, shapes and dtypes are used.
       capacity: number of rows.
     """

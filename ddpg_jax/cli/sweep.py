@@ -13,14 +13,20 @@ import shlex
 import time
 from typing import TYPE_CHECKING, Any, Sequence
 
-from ddpg_jax.config import (FIELD_NAMES, TRACED_FIELDS, ConfigError, DDPGConfig, check_field,
-                             parse_field)
-from ddpg_jax.run_dirs import write_json
-from ddpg_jax.usage import UsageError, field_flag, flag_fields
-from ddpg_jax.versions import versions
+from ddpg_jax.cli.run_dirs import write_json
+from ddpg_jax.cli.usage import UsageError, field_flag, flag_fields
+from ddpg_jax.config import (
+    FIELD_NAMES,
+    TRACED_FIELDS,
+    ConfigError,
+    DDPGConfig,
+    check_field,
+    parse_field,
+)
+from ddpg_jax.records.versions import versions
 
 if TYPE_CHECKING:
-    from ddpg_jax.config_file import ConfigFile
+    from ddpg_jax.cli.config_file import ConfigFile
 
 
 # ---------------------------------------------------------------------------- the grid
@@ -106,12 +112,12 @@ def _grid_value(name: str, v: Any, base: DDPGConfig, where: str) -> float:
 def run_sweep(plan: Any, quiet: bool, runlog: Any) -> int:
     """Trains every setting of the grid x num_seeds in one program; results to summary.json.
 
-    ``plan`` is the train command's checked plan (``ddpg_jax.cli._RunPlan``) with a grid.
+    ``plan`` is the train command's checked plan (``ddpg_jax.cli.main._RunPlan``) with a grid.
     """
     import jax
 
+    from ddpg_jax.drivers.dispatch import jax_env
     from ddpg_jax.drivers.multi import sweep
-    from ddpg_jax.training import jax_env
 
     config, grid, num_seeds = plan.config, plan.sweep or {}, plan.num_seeds
     devices = jax.devices()

@@ -8,12 +8,10 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 import numpy as np
 
+from ddpg_jax.envs.core import EnvSpecError
+
 if TYPE_CHECKING:  # gymnasium is imported where it is used: `import ddpg_jax` stays without it
     import gymnasium as gym
-
-
-class EnvSpecError(ValueError):
-    """The environment id is unknown, or its spaces are not ones DDPG supports."""
 
 
 class EnvSpec(NamedTuple):

@@ -1,7 +1,7 @@
 """The ``ddpg-jax`` command: its arguments, the train, evaluate, plot and export commands.
 
-Reading a ``--config`` file is in :mod:`ddpg_jax.config_file`, the ``--sweep`` command in
-:mod:`ddpg_jax.sweep_command`, run directories in :mod:`ddpg_jax.run_dirs`.
+Reading a ``--config`` file is in :mod:`ddpg_jax.cli.config_file`, the ``--sweep`` command in
+:mod:`ddpg_jax.cli.sweep`, run directories in :mod:`ddpg_jax.cli.run_dirs`.
 """
 
 from __future__ import annotations
@@ -16,20 +16,41 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from ddpg_jax.checkpoint import Checkpoint, CheckpointError, open_checkpoint
-from ddpg_jax.config import (FIELD_NAMES, GROUPS, PRESETS, TRACED_FIELDS, ConfigError,
-                             DDPGConfig, check_field, describe, parse_field, preset)
-from ddpg_jax.config_file import ConfigFile, load_config_file
-from ddpg_jax.envcheck import EnvSpecError
-from ddpg_jax.guard import NonFiniteError
-from ddpg_jax.management import RunOptions, RunOptionsError, StopSignals
-from ddpg_jax.metrics_io import (TENSORBOARD_HINT, WANDB_HINT, LoggerError, MissingExtraError,
-                                 wandb_available)
-from ddpg_jax.resume import open_for_resume
-from ddpg_jax.run_dirs import SavedRun, locate_resume, prepare_out_dir, read_saved_run, write_json
-from ddpg_jax.sweep_command import run_sweep, sweep_grid
-from ddpg_jax.usage import BACKENDS, EXIT_USAGE, UsageError, field_flag, flag_fields
-from ddpg_jax.versions import versions
+from ddpg_jax.agent.nonfinite import NonFiniteError
+from ddpg_jax.checkpoints.format import Checkpoint, CheckpointError, open_checkpoint
+from ddpg_jax.checkpoints.resume import open_for_resume
+from ddpg_jax.cli.config_file import ConfigFile, load_config_file
+from ddpg_jax.cli.run_dirs import (
+    SavedRun,
+    locate_resume,
+    prepare_out_dir,
+    read_saved_run,
+    write_json,
+)
+from ddpg_jax.cli.sweep import run_sweep, sweep_grid
+from ddpg_jax.cli.usage import BACKENDS, EXIT_USAGE, UsageError, field_flag, flag_fields
+from ddpg_jax.config import (
+    FIELD_NAMES,
+    GROUPS,
+    PRESETS,
+    TRACED_FIELDS,
+    ConfigError,
+    DDPGConfig,
+    check_field,
+    describe,
+    parse_field,
+    preset,
+)
+from ddpg_jax.drivers.run_options import RunOptions, RunOptionsError, StopSignals
+from ddpg_jax.envs.core import EnvSpecError
+from ddpg_jax.records.versions import versions
+from ddpg_jax.records.writers import (
+    TENSORBOARD_HINT,
+    WANDB_HINT,
+    LoggerError,
+    MissingExtraError,
+    wandb_available,
+)
 
 #: Exit code of a run stopped by non-finite values (bad input exits with EXIT_USAGE).
 EXIT_NONFINITE = 1
@@ -187,7 +208,7 @@ def version_line() -> str:
     import flax
     import jax
 
-    from ddpg_jax import __version__
+    from ddpg_jax.version import __version__
 
     return f"ddpg-jax {__version__} (jax {jax.__version__}, flax {flax.__version__})"
 
@@ -346,13 +367,13 @@ def _new_plan(args: argparse.Namespace) -> _RunPlan:
 def _check_env(backend: str, env_id: str, config: DDPGConfig) -> None:
     """Environment and loop-length checks, before any directory is made or anything is traced."""
     if backend == "jax":
-        from ddpg_jax.drivers.compiled import env_spec
-        from ddpg_jax.training import jax_env
+        from ddpg_jax.drivers.dispatch import jax_env
+        from ddpg_jax.envs.core import env_spec
 
         env, params, _ = jax_env(env_id, None)
         env_spec(env, params)
     else:
-        from ddpg_jax.envcheck import check_env, env_factory
+        from ddpg_jax.envs.gymnasium_check import check_env, env_factory
 
         check_env(env_factory(env_id), repr(env_id))
 
@@ -409,7 +430,7 @@ def _resume_conflicts(args: argparse.Namespace, saved: SavedRun) -> tuple[list[s
 def _resume_checkpoint(run_dir: Path, ckpt_path: Path | None, saved: SavedRun,
                        config: DDPGConfig) -> Checkpoint:
     """The checkpoint to resume from (the run's latest unless given), checked against the run."""
-    from ddpg_jax.checkpoint import checkpoint_dir, latest, list_checkpoints
+    from ddpg_jax.checkpoints.format import checkpoint_dir, latest, list_checkpoints
 
     ckpt_path = ckpt_path or latest(checkpoint_dir(run_dir))
     if ckpt_path is None:
@@ -447,7 +468,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _open_runlog(plan: _RunPlan, info: dict[str, Any], start: int):
     """The run's logs; if wandb cannot start, a new run directory is removed again."""
-    from ddpg_jax.metrics_io import RunLog
+    from ddpg_jax.records.writers import RunLog
 
     out = plan.out
     created = not out.exists()
@@ -468,7 +489,7 @@ def _open_runlog(plan: _RunPlan, info: dict[str, Any], start: int):
 
 def _execute(plan: _RunPlan, quiet: bool) -> int:
     """Runs a checked plan: writes config.json, trains with logs, progress and signals."""
-    from ddpg_jax.metrics_io import Progress
+    from ddpg_jax.records.writers import Progress
 
     out, config = plan.out, plan.config
     info: dict[str, Any] = {"env_id": plan.env_id, "preset": plan.preset, "backend": plan.backend,
@@ -520,7 +541,7 @@ def _interrupted(plan: _RunPlan, signals: StopSignals, steps: int, checkpoint: P
 def _train(plan: _RunPlan, say, signals: StopSignals, runlog, progress, on_evaluation) -> int:
     import jax
 
-    from ddpg_jax.training import train
+    from ddpg_jax.drivers.dispatch import train
 
     config, num_seeds = plan.config, plan.num_seeds
     if say is not None and plan.backend == "jax":
@@ -554,7 +575,12 @@ def _train(plan: _RunPlan, say, signals: StopSignals, runlog, progress, on_evalu
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ddpg_jax.evaluate import VIDEO_HINT, evaluate_checkpoint, load_policy, video_available
+    from ddpg_jax.policy.evaluate import (
+        VIDEO_HINT,
+        evaluate_checkpoint,
+        video_available,
+    )
+    from ddpg_jax.policy.load import load_policy
 
     episodes = _int_option("--episodes", args.episodes, 1)
     seed = _int_option("--seed", args.seed, 0)
@@ -576,7 +602,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    from ddpg_jax.plot import RunDirError, plot_runs
+    from ddpg_jax.records.plot import RunDirError, plot_runs
 
     try:
         path = plot_runs(args.run_dirs, args.out, args.title)
@@ -587,7 +613,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from ddpg_jax.export import export_checkpoint
+    from ddpg_jax.policy.export import export_checkpoint
 
     seed_index = _int_option("--seed-index", args.seed_index, 0)
     out, meta = export_checkpoint(args.checkpoint, args.out, which=args.select,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from ddpg_jax.checkpoint import Checkpoint, CheckpointError, open_checkpoint
+from ddpg_jax.checkpoints.format import Checkpoint, CheckpointError, open_checkpoint
 from ddpg_jax.config import ConfigError, DDPGConfig
 
 

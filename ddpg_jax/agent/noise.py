@@ -13,7 +13,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ddpg_jax.types import Array, PRNGKey
+from ddpg_jax.agent.state import Array, PRNGKey
 
 
 class NoiseState(NamedTuple):

@@ -11,9 +11,9 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from ddpg_jax.checkpoint import CHECKPOINTS
+from ddpg_jax.checkpoints.format import CHECKPOINTS
+from ddpg_jax.cli.usage import UsageError
 from ddpg_jax.config import DDPGConfig
-from ddpg_jax.usage import UsageError
 
 
 def prepare_out_dir(out: str | None, env_id: str, config: DDPGConfig, preset_name: str) -> Path:

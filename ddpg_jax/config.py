@@ -466,7 +466,7 @@ PRESETS: dict[str, DDPGConfig] = {
 # The paper starts with 1000 random steps (10000 for HalfCheetah and Ant). Layers are
 # initialised as PyTorch's nn.Linear, which the authors' code uses: with flax's
 # default, larger initialisation the actor ran into the tanh bounds within a few
-# thousand updates on Hopper-v5 and stayed there (see the README's MuJoCo results).
+# thousand updates on Hopper-v5 and stayed there (see docs/results.md, MuJoCo at 200k steps).
 PRESETS["ourddpg"] = DDPGConfig(
     hidden_sizes=(400, 300),
     weight_init="fan_in_uniform",

@@ -30,17 +30,18 @@ def test_readme_new_user_script_needs_only_import_ddpg_jax(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     scope = {"__name__": "readme_example"}
     exec(compile(example.replace(full, small), str(README), "exec"), scope)
-    result, runs, act = scope["result"], scope["runs"], scope["act"]
+    result, runs, policy, obs = scope["result"], scope["runs"], scope["policy"], scope["obs"]
     assert [r["env_steps"] for r in result.evaluations] == [200, 400]
     assert [r["env_steps"] for r in runs.evaluations] == [200, 400]
     per_seed = runs.summary["final_eval_return_per_seed"]
     assert len(per_seed) == 2 and per_seed[0] != per_seed[1]
-    action = act([[1.0, 0.0, 0.0]])
-    assert action.shape == (1, 1) and -2.0 <= float(action[0, 0]) <= 2.0
+    assert "policy = ddpg_jax.load_policy(" in example and "policy(obs)" in example
+    action = policy(obs)
+    assert action.shape == (1,) and -2.0 <= float(action[0]) <= 2.0
     # The loaded policy is the trained one: it acts as the final train state does.
     expected = result.networks.actor_apply(result.train_state.actor_params,
                                            np.array([[1.0, 0.0, 0.0]], np.float32))
-    np.testing.assert_allclose(action, expected, rtol=1e-6)
+    np.testing.assert_allclose(action, expected[0], rtol=1e-6)
     assert (tmp_path / "runs" / "pendulum" / "checkpoints").is_dir()
 
 

@@ -49,6 +49,7 @@ from ddpg_jax.records.writers import (
     WANDB_HINT,
     LoggerError,
     MissingExtraError,
+    tensorboard_available,
     wandb_available,
 )
 
@@ -117,8 +118,9 @@ def _add_run_management_args(tr: argparse.ArgumentParser) -> None:
                     help="continue the run in DIR (a run directory, or one of its checkpoints); "
                          "the config is read from it, --total-steps may extend it")
     rm.add_argument("--checkpoint-every", default=None, metavar="N",
-                    help="environment steps between checkpoints (default: --eval-every; 0: only "
-                         "at the end and on interruption)")
+                    help="environment steps between checkpoints (default: at every evaluation "
+                         "point, i.e. every --eval-every steps and at the end; 0: only at the "
+                         "end and on interruption)")
     rm.add_argument("--keep-checkpoints", default=None, metavar="K",
                     help="most recent checkpoints kept, besides the best one (default 3)")
     rm.add_argument("--no-buffer-in-checkpoint", action="store_true",
@@ -305,12 +307,8 @@ def _run_options(args: argparse.Namespace, saved: dict[str, Any] | None = None) 
         options.validate()
     except RunOptionsError as e:
         raise UsageError(str(e)) from None
-    if options.tensorboard:
-        try:
-            import tensorboard  # noqa: F401
-        except ImportError:
-            raise UsageError(f"--tensorboard needs the tensorboard package: "
-                             f"{TENSORBOARD_HINT}.") from None
+    if options.tensorboard and not tensorboard_available():
+        raise UsageError(f"--tensorboard needs the tensorboard package: {TENSORBOARD_HINT}.")
     return options
 
 
@@ -466,17 +464,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return _execute(plan, args.quiet)
 
 
-def _open_runlog(plan: _RunPlan, info: dict[str, Any], start: int):
-    """The run's logs; if wandb cannot start, a new run directory is removed again."""
-    from ddpg_jax.records.writers import RunLog
+def _open_wandb(plan: _RunPlan, info: dict[str, Any]):
+    """Creates the run directory and opens the wandb run (if asked); if wandb cannot start, a
+    new run directory is removed again."""
+    from ddpg_jax.records.writers import WandbLog
 
     out = plan.out
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    if plan.wandb is None:
+        return None
     try:
-        return RunLog(out, tensorboard=plan.options.tensorboard,
-                      resume_step=start if plan.resume is not None else None,
-                      wandb_project=plan.wandb, wandb_config=info)
+        return WandbLog(plan.wandb, out, out.name, info)
     except LoggerError:
         if plan.resume is None:  # the directory was new or empty: leave it so
             if created:
@@ -488,8 +487,12 @@ def _open_runlog(plan: _RunPlan, info: dict[str, Any], start: int):
 
 
 def _execute(plan: _RunPlan, quiet: bool) -> int:
-    """Runs a checked plan: writes config.json, trains with logs, progress and signals."""
-    from ddpg_jax.records.writers import Progress
+    """Runs a checked plan: writes config.json, trains with wandb (if asked) and signals.
+
+    The metric files, TensorBoard events and the progress bar come from ``plan.options``
+    through ``ddpg_jax.train``, as for a call from Python.
+    """
+    from ddpg_jax.records.writers import RunLog, bar_shown
 
     out, config = plan.out, plan.config
     info: dict[str, Any] = {"env_id": plan.env_id, "preset": plan.preset, "backend": plan.backend,
@@ -499,34 +502,29 @@ def _execute(plan: _RunPlan, quiet: bool) -> int:
     if plan.sweep is not None:
         info["sweep"] = plan.sweep
     info["run_options"] = {k: v for k, v in plan.options.to_dict().items() if k != "progress"}
-    start = plan.resume.step if plan.resume is not None else 0
-    runlog = _open_runlog(plan, info, start)
-    write_json(out / "config.json", info)
-    if plan.sweep is not None:
-        try:
-            return run_sweep(plan, quiet, runlog)
-        finally:
-            runlog.close()
-    progress = Progress(config.total_steps, start, enabled=plan.options.progress)
-    say = None if quiet else progress.write
-    if say is not None and plan.resume is not None:
-        say(f"resuming {out} from {plan.resume.path.name} ({start} env steps) up to "
-            f"{config.total_steps} env steps")
-    elif say is not None and progress.active and plan.backend != "jax":
-        # On a terminal, say what the first seconds are spent on (the jax backend says
-        # "compiling" below).
-        say(f"compiling and warming up ({config.warmup_steps} random steps)...")
-
-    def on_evaluation(record: dict[str, Any]) -> None:
-        runlog.evaluation(record)
-        progress.set_eval(record["eval_return_mean"])
-
-    with StopSignals() as signals:
-        try:
-            return _train(plan, say, signals, runlog, progress, on_evaluation)
-        finally:
-            progress.close()
-            runlog.close()
+    wandb = _open_wandb(plan, info)
+    try:
+        write_json(out / "config.json", info)
+        if plan.sweep is not None:
+            tensorboard = RunLog(out, tensorboard=True) if plan.options.tensorboard else None
+            try:
+                return run_sweep(plan, quiet, tensorboard, wandb)
+            finally:
+                if tensorboard is not None:
+                    tensorboard.close()
+        say = None if quiet else print
+        if say is not None and plan.resume is not None:
+            say(f"resuming {out} from {plan.resume.path.name} ({plan.resume.step} env steps) "
+                f"up to {config.total_steps} env steps")
+        elif say is not None and bar_shown(plan.options.progress) and plan.backend != "jax":
+            # On a terminal, say what the first seconds are spent on (the jax backend says
+            # "compiling" below).
+            say(f"compiling and warming up ({config.warmup_steps} random steps)...")
+        with StopSignals() as signals:
+            return _train(plan, say, signals, wandb)
+    finally:
+        if wandb is not None:
+            wandb.close()
 
 
 def _interrupted(plan: _RunPlan, signals: StopSignals, steps: int, checkpoint: Path | None) -> int:
@@ -538,7 +536,7 @@ def _interrupted(plan: _RunPlan, signals: StopSignals, steps: int, checkpoint: P
     return 128 + signals.signum if signals.signum else 1
 
 
-def _train(plan: _RunPlan, say, signals: StopSignals, runlog, progress, on_evaluation) -> int:
+def _train(plan: _RunPlan, say, signals: StopSignals, wandb) -> int:
     import jax
 
     from ddpg_jax.drivers.dispatch import train
@@ -547,11 +545,10 @@ def _train(plan: _RunPlan, say, signals: StopSignals, runlog, progress, on_evalu
     if say is not None and plan.backend == "jax":
         say(f"compiling {num_seeds} run(s) of {config.total_steps} steps on "
             f"{len(jax.devices())} {jax.devices()[0].platform} device(s)...")
-    result = train(config, plan.env_id, backend=plan.backend,
-                   num_seeds=num_seeds, log=say, on_evaluation=on_evaluation,
-                   on_chunk=runlog.chunk, on_progress=progress.update, should_stop=signals,
+    result = train(config, plan.env_id, backend=plan.backend, num_seeds=num_seeds, log=say,
+                   on_evaluation=wandb.evaluation if wandb is not None else None,
+                   on_chunk=wandb.chunk if wandb is not None else None, should_stop=signals,
                    run_dir=plan.out, options=plan.options, resume_from=plan.resume)
-    progress.close()
     if result.interrupted:
         return _interrupted(plan, signals, result.env_steps, result.checkpoint)
     s = {**result.summary, "preset": plan.preset,
@@ -559,7 +556,8 @@ def _train(plan: _RunPlan, say, signals: StopSignals, runlog, progress, on_evalu
                          for r in result.evaluations],
          "devices": [str(d) for d in jax.devices()], "versions": versions()}
     write_json(plan.out / "summary.json", s)
-    runlog.summary({k: v for k, v in s.items() if k != "evaluations"})
+    if wandb is not None:
+        wandb.summary({k: v for k, v in s.items() if k != "evaluations"})
     per_seed = ", ".join(f"{x:.1f}" for x in s["final_eval_return_per_seed"])
     seeds = (f"{num_seeds} seed(s) from seed {config.seed}" if plan.backend == "jax"
              else f"seed {config.seed}")

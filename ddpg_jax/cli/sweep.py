@@ -109,10 +109,12 @@ def _grid_value(name: str, v: Any, base: DDPGConfig, where: str) -> float:
 
 
 # ---------------------------------------------------------------------------- the run
-def run_sweep(plan: Any, quiet: bool, runlog: Any) -> int:
+def run_sweep(plan: Any, quiet: bool, tensorboard: Any = None, wandb: Any = None) -> int:
     """Trains every setting of the grid x num_seeds in one program; results to summary.json.
 
-    ``plan`` is the train command's checked plan (``ddpg_jax.cli.main._RunPlan``) with a grid.
+    ``plan`` is the train command's checked plan (``ddpg_jax.cli.main._RunPlan``) with a grid;
+    ``tensorboard`` (a :class:`~ddpg_jax.records.writers.RunLog`) and ``wandb`` (a
+    :class:`~ddpg_jax.records.writers.WandbLog`), when given, receive each setting's curve.
     """
     import jax
 
@@ -135,9 +137,12 @@ def run_sweep(plan: Any, quiet: bool, runlog: Any) -> int:
     wall = time.perf_counter() - t0
     entries, steps = _entries(settings, timed.output.metrics)
     s = _summary(plan, grid, entries, wall, timed, devices)
-    runlog.sweep([_setting_label(e["setting"], ",") for e in entries], steps,
-                 [e["eval_return_mean"] for e in entries])
-    runlog.summary(s)
+    labels = [_setting_label(e["setting"], ",") for e in entries]
+    for writer in (tensorboard, wandb):
+        if writer is not None:
+            writer.sweep(labels, steps, [e["eval_return_mean"] for e in entries])
+    if wandb is not None:
+        wandb.summary(s)
     write_json(plan.out / "summary.json", s)
     _report(plan, s, quiet)
     return 0

@@ -11,7 +11,7 @@ from ddpg_jax.checkpoints.format import Checkpoint
 from ddpg_jax.config import ConfigError, DDPGConfig
 from ddpg_jax.drivers.result import TrainResult
 from ddpg_jax.drivers.run_options import RunOptions
-from ddpg_jax.drivers.session import Callbacks
+from ddpg_jax.drivers.session import Callbacks, RunWriters
 from ddpg_jax.envs.core import Environment
 from ddpg_jax.envs.gymnasium_check import EnvFactory
 
@@ -75,8 +75,11 @@ def train(
       num_seeds: runs trained at once (JAX driver), seeded from ``config.seed``.
       keys: one PRNG key per run instead (JAX driver).
       env_kwargs: keyword arguments for ``gymnasium.make`` when ``env`` is an id.
-      run_dir: directory that receives ``checkpoints/``; ``None`` writes none.
-      options: checkpoint cadence, retention and whether the buffer is saved.
+      run_dir: directory that receives ``checkpoints/``, the metric files
+        ``evaluations.jsonl`` / ``train_metrics.jsonl`` (and their CSV twins) and,
+        with ``options.tensorboard``, ``tensorboard/``; ``None`` writes nothing.
+      options: checkpoint cadence and retention, whether the buffer is saved,
+        TensorBoard events, a progress bar (see :class:`RunOptions`).
       resume_from: a checkpoint (or its directory) of the same driver to
         continue from; its config must equal ``config`` except for a larger
         ``total_steps``.
@@ -91,7 +94,9 @@ def train(
       A :class:`~ddpg_jax.drivers.result.TrainResult`, the same type for both drivers.
 
     Raises:
-      ConfigError, EnvSpecError, CheckpointError: for bad input, before any work.
+      ConfigError, EnvSpecError, CheckpointError, RunOptionsError: for bad input, before
+        any work.
+      MissingExtraError: for ``options.tensorboard`` without the package, before any work.
       NonFiniteError: when training produces NaN or infinity.
     """
     config.validate()
@@ -99,18 +104,23 @@ def train(
         raise ConfigError(f"backend {backend!r} is not known; accepted: {' | '.join(BACKENDS)}.")
     is_jax = (isinstance(env, Environment) or backend == "jax"
               or (isinstance(env, tuple) and len(env) == 2 and isinstance(env[0], Environment)))
-    callbacks = Callbacks(log, on_evaluation, on_chunk, on_progress, should_stop)
-    if is_jax:
-        from ddpg_jax.drivers.chunked import train_chunked
-
-        made, params, env_id = jax_env(env, env_params)
-        return train_chunked(config, made, params, num_seeds=num_seeds, keys=keys,
-                             env_id=env_id, run_dir=run_dir, options=options,
-                             resume_from=resume_from, callbacks=callbacks, devices=devices)
-    if num_seeds != 1 or keys is not None:
+    if not is_jax and (num_seeds != 1 or keys is not None):
         raise ConfigError(f"num_seeds {num_seeds} needs a JAX env (the jax backend); the "
                           "gymnasium driver trains one seed per process.")
-    from ddpg_jax.drivers.host import train_host
+    options = (options or RunOptions()).validate()
+    writers = RunWriters(options, run_dir, config.total_steps)
+    callbacks = writers.wrap(Callbacks(log, on_evaluation, on_chunk, on_progress, should_stop))
+    try:
+        if is_jax:
+            from ddpg_jax.drivers.chunked import train_chunked
 
-    return train_host(config, env, env_kwargs=env_kwargs, run_dir=run_dir, options=options,
-                      resume_from=resume_from, callbacks=callbacks)
+            made, params, env_id = jax_env(env, env_params)
+            return train_chunked(config, made, params, num_seeds=num_seeds, keys=keys,
+                                 env_id=env_id, run_dir=run_dir, options=options,
+                                 resume_from=resume_from, callbacks=callbacks, devices=devices)
+        from ddpg_jax.drivers.host import train_host
+
+        return train_host(config, env, env_kwargs=env_kwargs, run_dir=run_dir, options=options,
+                          resume_from=resume_from, callbacks=callbacks)
+    finally:
+        writers.close()

@@ -4,7 +4,8 @@ None of it changes what a run computes:
 
 * :class:`RunOptions`: checkpoint cadence and retention, replay buffer in
   checkpoints, TensorBoard, progress bar (not part of
-  :class:`~ddpg_jax.config.DDPGConfig`);
+  :class:`~ddpg_jax.config.DDPGConfig`; written by
+  :class:`~ddpg_jax.drivers.session.RunWriters` for every entry point);
 * :class:`StopSignals`: the first SIGINT/SIGTERM asks the training driver to
   checkpoint and stop at its next safe point; a second one exits at once.
 """
@@ -28,25 +29,33 @@ class RunOptionsError(ValueError):
 class RunOptions:
     """How a run is checkpointed, logged and shown; none of it changes the results.
 
+    Every field acts the same through ``ddpg_jax.train`` and ``ddpg-jax train``.
+
     Attributes:
-      checkpoint_every: environment steps between checkpoints. ``None`` follows
-        the config's ``eval_every`` (so each checkpoint carries an evaluation
-        return and "best" is meaningful); 0 writes only the final checkpoint
-        (and one on interruption).
+      checkpoint_every: when periodic checkpoints are written. ``None`` (the
+        default): at every evaluation point, that is every ``eval_every``
+        environment steps after the warm-up and at the end (so each checkpoint
+        carries an evaluation return and "best" is meaningful; with
+        ``eval_every=0``, only at the end). An integer ``N > 0``: every ``N``
+        environment steps after the warm-up, and at the end. ``0``: only the
+        final checkpoint (and one on interruption). Checkpoints are written
+        only with a ``run_dir``.
       keep_checkpoints: how many of the most recent checkpoints to keep; the
         one with the best evaluation return is kept as well.
       buffer_in_checkpoint: include the replay buffer (needed for an exact
         resume; without it a resumed run refills the buffer with a new warm-up).
-      tensorboard: also write TensorBoard event files (``pip install
-        'ddpg-jax[tensorboard]'``).
-      progress: show a progress bar (rich) when stdout is a terminal.
+      tensorboard: also write TensorBoard events under ``run_dir/tensorboard``
+        (needs a ``run_dir`` and ``pip install 'ddpg-jax[tensorboard]'``).
+      progress: draw a progress bar (rich) when stdout is a terminal. Off by
+        default for ``ddpg_jax.train``; the command line turns it on unless
+        ``--quiet``.
     """
 
     checkpoint_every: int | None = None
     keep_checkpoints: int = 3
     buffer_in_checkpoint: bool = True
     tensorboard: bool = False
-    progress: bool = True
+    progress: bool = False
 
     def validate(self) -> "RunOptions":
         """Returns ``self``; raises :class:`RunOptionsError` naming a bad value."""
@@ -62,7 +71,12 @@ class RunOptions:
         return self
 
     def checkpoint_interval(self, config: DDPGConfig) -> int:
-        """Environment steps between periodic checkpoints (0: none)."""
+        """Environment steps between periodic checkpoints (0: only at the end).
+
+        ``checkpoint_every=None`` gives ``config.eval_every``, whose points are exactly
+        the evaluation points (:func:`~ddpg_jax.drivers.schedule.make_schedule` places both
+        with one rule).
+        """
         return config.eval_every if self.checkpoint_every is None else self.checkpoint_every
 
     def to_dict(self) -> dict[str, Any]:

@@ -4,6 +4,9 @@ A driver owns its loop and its device state; at each point of the schedule
 it hands this :class:`Session` what it measured (metric sums, evaluation
 returns) and the arrays to save, and the session turns them into records,
 callbacks, log lines and checkpoints the same way for both drivers.
+:class:`RunWriters` adds what :class:`~ddpg_jax.drivers.run_options.RunOptions`
+asks for on top of the caller's callbacks: the run directory's metric files,
+TensorBoard events and the progress bar.
 """
 
 from __future__ import annotations
@@ -25,12 +28,19 @@ from ddpg_jax.checkpoints.format import (
 )
 from ddpg_jax.checkpoints.policy_record import policy_record
 from ddpg_jax.config import DDPGConfig
-from ddpg_jax.drivers.run_options import RunOptions
+from ddpg_jax.drivers.run_options import RunOptions, RunOptionsError
 from ddpg_jax.records.metrics import (
     MetricWindow,
     chunk_record,
     evaluation_record,
     log_line,
+)
+from ddpg_jax.records.writers import (
+    TENSORBOARD_HINT,
+    MissingExtraError,
+    Progress,
+    RunLog,
+    tensorboard_available,
 )
 
 
@@ -44,6 +54,8 @@ class Callbacks:
       on_chunk: called with a training-metrics record at each log point.
       on_progress: called with the environment steps done (per run).
       should_stop: polled at safe points; once True the run checkpoints and returns.
+      on_start: called once when the session starts (after a resume is restored)
+        with the environment steps done and whether the run resumed.
     """
 
     log: Callable[[str], None] | None = None
@@ -51,6 +63,89 @@ class Callbacks:
     on_chunk: Callable[[dict[str, Any]], None] | None = None
     on_progress: Callable[[int], None] | None = None
     should_stop: Callable[[], bool] | None = None
+    on_start: Callable[[int, bool], None] | None = None
+
+
+def _both(first: Callable[..., None] | None,
+          then: Callable[..., None] | None) -> Callable[..., None] | None:
+    """A callback calling ``first``, then ``then`` (either may be None)."""
+    if first is None or then is None:
+        return first or then
+
+    def call(*args: Any) -> None:
+        first(*args)
+        then(*args)
+
+    return call
+
+
+class RunWriters:
+    """The writers a run's :class:`RunOptions` ask for, whichever entry point trains.
+
+    Made (and checked) before any work; opened when the session starts, so a resumed run's
+    files drop the records after its checkpoint; closed by :meth:`close`, also when the run
+    fails. With a ``run_dir``, process 0 writes ``evaluations.jsonl`` / ``.csv`` and
+    ``train_metrics.jsonl`` / ``.csv`` there (:class:`~ddpg_jax.records.writers.RunLog`), and
+    TensorBoard events under ``run_dir/tensorboard`` with ``options.tensorboard``; with
+    ``options.progress`` it draws a progress bar when stdout is a terminal.
+
+    Raises:
+      RunOptionsError: ``tensorboard`` without a ``run_dir`` to write to.
+      MissingExtraError: ``tensorboard`` without the package (the message names the pip line).
+    """
+
+    def __init__(self, options: RunOptions, run_dir: str | os.PathLike | None,
+                 total_steps: int):
+        if options.tensorboard and run_dir is None:
+            raise RunOptionsError("RunOptions(tensorboard=True) writes TensorBoard events under "
+                                  "RUN_DIR/tensorboard, and no run_dir was given; accepted: a "
+                                  "run_dir, or tensorboard=False.")
+        if options.tensorboard and not tensorboard_available():
+            raise MissingExtraError("RunOptions(tensorboard=True) needs the tensorboard package, "
+                                    f"which is not installed: {TENSORBOARD_HINT}.")
+        self.options, self.run_dir, self.total_steps = options, run_dir, total_steps
+        self.run_log: RunLog | None = None
+        self.bar: Progress | None = None
+
+    def start(self, env_steps: int, resumed: bool) -> None:
+        """Opens the files (dropping records after ``env_steps`` when resumed) and the bar."""
+        if jax.process_index() != 0:
+            return
+        if self.run_dir is not None:
+            Path(self.run_dir).mkdir(parents=True, exist_ok=True)
+            self.run_log = RunLog(self.run_dir, tensorboard=self.options.tensorboard,
+                                  resume_step=env_steps if resumed else None)
+        self.bar = Progress(self.total_steps, env_steps, enabled=self.options.progress)
+
+    def _evaluation(self, record: dict[str, Any]) -> None:
+        if self.run_log is not None:
+            self.run_log.evaluation(record)
+        if self.bar is not None:
+            self.bar.set_eval(record["eval_return_mean"])
+
+    def _chunk(self, record: dict[str, Any]) -> None:
+        if self.run_log is not None:
+            self.run_log.chunk(record)
+
+    def _progress(self, env_steps: int) -> None:
+        if self.bar is not None:
+            self.bar.update(env_steps)
+
+    def wrap(self, callbacks: Callbacks) -> Callbacks:
+        """``callbacks`` with the writers called first."""
+        return dataclasses.replace(
+            callbacks, on_start=_both(self.start, callbacks.on_start),
+            on_evaluation=_both(self._evaluation, callbacks.on_evaluation),
+            on_chunk=_both(self._chunk, callbacks.on_chunk),
+            on_progress=_both(self._progress, callbacks.on_progress))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if self.run_log is not None:
+            self.run_log.close()
+            self.run_log = None
 
 
 class Session:
@@ -89,6 +184,8 @@ class Session:
         if resumed is not None:
             self._restore(resumed)
         self.last_chunk = (start_steps, time.perf_counter())
+        if callbacks.on_start is not None:
+            callbacks.on_start(start_steps, resumed is not None)
 
     def _restore(self, checkpoint: Checkpoint) -> None:
         try:

@@ -137,7 +137,7 @@ def _evaluate_on_jax_env(policy: Policy | ExportedPolicy, episodes: int,
     env, params, _ = from_spec(policy.env_id)
     keys = _jax_eval_keys(policy, seed)
     if isinstance(policy, ExportedPolicy):
-        act = policy.exported.call
+        act = policy.jax_fn
         run = jax.jit(lambda key: evaluate_episodes(act, key, env, params, episodes))
         return [np.asarray(run(keys[0]), np.float64)]
     learner = policy.learner

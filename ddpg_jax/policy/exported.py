@@ -7,6 +7,7 @@ no flax networks, no checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -16,6 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ddpg_jax.checkpoints.format import Checkpoint, CheckpointError
+from ddpg_jax.policy.acting import CallablePolicy
 
 #: What an exported file's sidecar names itself.
 EXPORT_FORMAT = "ddpg_jax.exported_policy"
@@ -49,8 +51,12 @@ def require_flatbuffers(what: str) -> None:
 
 
 @dataclasses.dataclass
-class ExportedPolicy:
-    """A policy read from an exported file (see :func:`load_exported`).
+class ExportedPolicy(CallablePolicy):
+    """A policy read from an exported file (see :func:`load_exported`); call it to act.
+
+    ``policy(obs)`` (or ``policy.act(obs)``) runs the exported function on one observation
+    or a batch (numpy in and out); ``policy.jax_fn`` is the deserialised ``exported.call``,
+    for ``jit`` (see :class:`~ddpg_jax.policy.acting.CallablePolicy`).
 
     Attributes:
       path: the exported file.
@@ -99,27 +105,26 @@ class ExportedPolicy:
         return Checkpoint(self.path, int(source.get("step") or 0),
                           {"eval_return": source.get("eval_return"), **self.meta})
 
-    def act_fn(self, index: int = 0) -> Callable[[np.ndarray], np.ndarray]:
-        """``act(obs) -> action``: numpy in (``[obs_dim]`` or ``[batch, obs_dim]``), numpy out."""
-        if index != 0:
-            raise IndexError(f"an exported policy holds one seed; index {index} was asked for.")
+    @functools.cached_property
+    def _call(self) -> Callable[[Any], Any]:
+        # One bound method, kept, so that jit sees the same function every time.
+        return self.exported.call
+
+    @functools.cached_property
+    def _compiled(self) -> Callable[[Any], Any]:
         import jax
 
-        call = jax.jit(self.exported.call)
-        obs_dim = self.obs_dim
+        return jax.jit(self._call)
 
-        def act(obs: Any) -> np.ndarray:
-            x = np.asarray(obs, np.float32)
-            single = x.ndim == 1
-            if single:
-                x = x[None]
-            if x.ndim != 2 or x.shape[1] != obs_dim:
-                raise ValueError(f"observations of shape {np.shape(obs)}; accepted: "
-                                 f"[{obs_dim}] or [batch, {obs_dim}].")
-            action = np.asarray(call(x))
-            return action[0] if single else action
+    def _act_compiled(self, seed_index: int, obs: np.ndarray) -> Any:
+        return self._compiled(obs)
 
-        return act
+    def _pure_fn(self, seed_index: int) -> Callable[[Any], Any]:
+        return self._call
+
+    def for_seed(self, seed_index: int) -> "ExportedPolicy":
+        self._check_seed(seed_index)  # an exported file holds one seed
+        return self
 
 
 def load_exported(path: str | os.PathLike) -> ExportedPolicy:

@@ -11,6 +11,7 @@ the env. It also reads a policy exported with ``ddpg-jax export``
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from pathlib import Path
 from typing import Any, Callable
@@ -34,6 +35,7 @@ from ddpg_jax.checkpoints.format import (
 from ddpg_jax.checkpoints.policy_record import read_policy_record
 from ddpg_jax.checkpoints.resume import checkpoint_config
 from ddpg_jax.config import DDPGConfig
+from ddpg_jax.policy.acting import CallablePolicy
 from ddpg_jax.policy.exported import ExportedPolicy, load_exported
 
 #: Where the train state lies in the ``state`` item of checkpoints written without a
@@ -43,8 +45,14 @@ _LEGACY_TRAIN_STATE = {"gymnasium": ("carry/agent/train_state", False),
 
 
 @dataclasses.dataclass
-class Policy:
-    """A saved deterministic policy.
+class Policy(CallablePolicy):
+    """A saved deterministic policy, read from a checkpoint; call it to act.
+
+    ``policy(obs)`` (or ``policy.act(obs)``) gives the action for one observation
+    ``[obs_dim]`` or a batch ``[batch, obs_dim]`` as numpy, observation normalisation and
+    action bounds inside; ``policy.jax_fn`` is the same as a pure function for ``jit``. A
+    multi-seed checkpoint acts with seed 0 unless told otherwise (see
+    :class:`~ddpg_jax.policy.acting.CallablePolicy`).
 
     Attributes:
       checkpoint: where it was read from.
@@ -75,11 +83,45 @@ class Policy:
     def num_seeds(self) -> int:
         return len(self.train_states)
 
-    def act_fn(self, index: int = 0) -> Callable[[np.ndarray], np.ndarray]:
-        """The deterministic action of seed ``index`` for a batch of observations."""
-        ts = self.train_states[index]
-        act = jax.jit(self.learner.policy)
-        return lambda obs: np.asarray(act(ts, np.asarray(obs, np.float32)))
+    @property
+    def obs_dim(self) -> int:
+        return int(self.learner.networks.obs_dim)
+
+    @functools.cached_property
+    def _device_states(self) -> list[Any]:
+        # Placed once, so acting does not copy the parameters to the device on every call.
+        return [jax.device_put(ts) for ts in self.train_states]
+
+    @functools.cached_property
+    def _compiled(self) -> Callable[[Any, Any], Any]:
+        # The train state is an argument, so every seed shares one compiled program.
+        return jax.jit(self.learner.policy)
+
+    @functools.cached_property
+    def _pure_fns(self) -> list[Callable[[Any], Any]]:
+        # Over the host arrays: this may first run inside a user's jit, where a device_put
+        # would give tracers that must not outlive that trace.
+        return [_closing_over(self.learner.policy, ts) for ts in self.train_states]
+
+    def _act_compiled(self, seed_index: int, obs: np.ndarray) -> Any:
+        return self._compiled(self._device_states[seed_index], obs)
+
+    def _pure_fn(self, seed_index: int) -> Callable[[Any], Any]:
+        return self._pure_fns[seed_index]
+
+    def for_seed(self, seed_index: int) -> "Policy":
+        i = self._check_seed(seed_index)
+        keys = None if self.eval_keys is None else self.eval_keys[i:i + 1]
+        return dataclasses.replace(self, train_states=[self.train_states[i]], eval_keys=keys)
+
+
+def _closing_over(policy: Callable[[Any, Any], Any], ts: Any) -> Callable[[Any], Any]:
+    """``obs -> policy(ts, obs)``: one seed's pure policy with its train state bound."""
+
+    def act(obs: Any) -> Any:
+        return policy(ts, obs)
+
+    return act
 
 
 def find_checkpoint(path: str | os.PathLike, which: str = "latest") -> Path:
@@ -215,8 +257,10 @@ def load_policy(path: str | os.PathLike, env_id: str | None = None,
       which: for a run directory, ``"latest"`` or ``"best"``.
 
     Returns:
-      A :class:`Policy` (checkpoint) or :class:`~ddpg_jax.policy.exported.ExportedPolicy`;
-      both have ``act_fn(index=0) -> act(obs) -> action``, ``env_id``, ``config``,
+      A :class:`Policy` (checkpoint) or :class:`~ddpg_jax.policy.exported.ExportedPolicy`,
+      to call: ``policy(obs)`` for one observation or a batch (numpy in and out),
+      ``policy.act(obs, seed_index=0)``, ``policy.jax_fn`` (the pure function, for
+      ``jit``) and ``act_fn(index=0)``; both also have ``env_id``, ``config``,
       ``num_seeds`` and ``checkpoint``.
 
     Raises:

@@ -9,10 +9,15 @@ A run directory receives, as training goes:
   training between two log points (evaluations and checkpoints): losses, Q
   values, gradient norms, the recent training-episode return, steps per second;
 * ``tensorboard/``: the same scalars as TensorBoard events, with
-  ``--tensorboard`` (``pip install 'ddpg-jax[tensorboard]'``);
+  ``RunOptions(tensorboard=True)`` or ``--tensorboard`` (``pip install
+  'ddpg-jax[tensorboard]'``);
 * ``wandb/``: the same scalars, the run's config and its summary as a
-  Weights & Biases run, with ``--wandb PROJECT`` (``pip install
-  'ddpg-jax[wandb]'``; ``WANDB_MODE=offline`` logs locally, to sync later).
+  Weights & Biases run (:class:`WandbLog`), with the command line's ``--wandb PROJECT``
+  (``pip install 'ddpg-jax[wandb]'``; ``WANDB_MODE=offline`` logs locally, to sync later).
+
+:class:`RunLog` writes the files and the TensorBoard events; the training session opens it
+(:class:`ddpg_jax.drivers.session.RunWriters`), so ``ddpg_jax.train`` and ``ddpg-jax train``
+write the same run directory.
 
 The JSONL files are the record; the CSV files are derived from them (list
 values become ``name_0, name_1, ...`` columns; per-episode returns are left
@@ -23,6 +28,7 @@ twice.
 
 from __future__ import annotations
 
+import abc
 import csv
 import json
 import math
@@ -48,6 +54,15 @@ class MissingExtraError(RuntimeError):
 
 class LoggerError(RuntimeError):
     """An external logger (Weights & Biases) could not start; the message says what to do."""
+
+
+def tensorboard_available() -> bool:
+    """Whether the ``tensorboard`` package can be imported (``pip install 'ddpg-jax[tensorboard]'``)."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def wandb_available() -> bool:
@@ -139,7 +154,51 @@ class _Stream:
         self._write_csv(record)
 
 
-class _TensorBoard:
+def _numbers(record: dict[str, Any], prefix: str) -> dict[str, float]:
+    out = {}
+    for key, value in record.items():
+        if key == "env_steps" or isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            out[f"{prefix}/{key}"] = value
+    return out
+
+
+def _sweep_points(labels: Sequence[str], env_steps: Sequence[int],
+                  eval_return_mean: Sequence[Sequence[float]]) -> list[tuple[int, dict[str, float]]]:
+    """A sweep's curves as ``(step, {sweep/LABEL/eval_return_mean: value})``, step by step."""
+    points = []
+    for j, step in enumerate(env_steps):
+        values = {f"sweep/{label}/eval_return_mean": float(curve[j])
+                  for label, curve in zip(labels, eval_return_mean)
+                  if curve[j] is not None and math.isfinite(curve[j])}
+        points.append((int(step), values))
+    return points
+
+
+class _ScalarMirror(abc.ABC):
+    """Evaluation, chunk and sweep records as scalars; a subclass says where they go."""
+
+    @abc.abstractmethod
+    def _scalars(self, step: int, values: dict[str, float]) -> None:
+        """Writes ``values`` (name -> number) at environment step ``step``."""
+
+    def evaluation(self, record: dict[str, Any]) -> None:
+        self._scalars(record["env_steps"], _numbers(record, "eval"))
+
+    def chunk(self, record: dict[str, Any]) -> None:
+        self._scalars(record["env_steps"], _numbers(record, "train"))
+
+    def sweep(self, labels: Sequence[str], env_steps: Sequence[int],
+              eval_return_mean: Sequence[Sequence[float]]) -> None:
+        """A sweep's curves (``eval_return_mean[setting][point]``, mean over seeds), one step
+        at a time over all settings (wandb needs increasing steps), as
+        ``sweep/LABEL/eval_return_mean``."""
+        for step, values in _sweep_points(labels, env_steps, eval_return_mean):
+            self._scalars(step, values)
+
+
+class _TensorBoard(_ScalarMirror):
     """Scalars as TensorBoard event files, written with the ``tensorboard`` package alone."""
 
     def __init__(self, logdir: Path, resume_step: int | None):
@@ -158,7 +217,7 @@ class _TensorBoard:
             self._writer.add_event(Event(wall_time=time.time(), step=resume_step,
                                          session_log=SessionLog(status=SessionLog.START)))
 
-    def scalars(self, step: int, values: dict[str, float]) -> None:
+    def _scalars(self, step: int, values: dict[str, float]) -> None:
         summary = self._Summary(value=[self._Summary.Value(tag=k, simple_value=float(v))
                                        for k, v in values.items()])
         self._writer.add_event(self._Event(wall_time=time.time(), step=step, summary=summary))
@@ -168,14 +227,70 @@ class _TensorBoard:
         self._writer.close()
 
 
-class _Wandb:
+class RunLog:
+    """Writes a run's evaluation and training-chunk records (see the module docstring).
+
+    Args:
+      run_dir: the run directory (must exist).
+      tensorboard: also write TensorBoard events under ``run_dir/tensorboard``.
+      resume_step: when continuing a run, the checkpoint's environment steps;
+        later records are dropped from the files first.
+
+    Raises:
+      MissingExtraError: ``tensorboard`` without the package.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, *, tensorboard: bool = False,
+                 resume_step: int | None = None):
+        self.run_dir = Path(run_dir)
+        self._evals = _Stream(self.run_dir, EVALUATIONS)
+        self._chunks = _Stream(self.run_dir, TRAIN_METRICS)
+        if resume_step is not None:
+            self._evals.truncate_after(resume_step)
+            self._chunks.truncate_after(resume_step)
+        self._tb = (_TensorBoard(self.run_dir / "tensorboard", resume_step) if tensorboard
+                    else None)
+
+    def evaluation(self, record: dict[str, Any]) -> None:
+        self._evals.write(record)
+        if self._tb is not None:
+            self._tb.evaluation(record)
+
+    def chunk(self, record: dict[str, Any]) -> None:
+        self._chunks.write(record)
+        if self._tb is not None:
+            self._tb.chunk(record)
+
+    def sweep(self, labels: Sequence[str], env_steps: Sequence[int],
+              eval_return_mean: Sequence[Sequence[float]]) -> None:
+        """A sweep's evaluation curves, to TensorBoard only (``summary.json`` holds them)."""
+        if self._tb is not None:
+            self._tb.sweep(labels, env_steps, eval_return_mean)
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+
+
+class WandbLog(_ScalarMirror):
     """A Weights & Biases run mirroring the run directory's scalars, config and summary.
 
     The mode (online, offline, disabled) is wandb's own: ``WANDB_MODE`` and the
     user's wandb settings decide it; nothing here forces one.
+
+    Args:
+      project: the wandb project; the wandb run is named ``name``.
+      run_dir: where wandb keeps its files (``run_dir/wandb``).
+      config: the run's settings, given to ``wandb.init`` as its config.
+
+    Raises:
+      MissingExtraError: without the wandb package.
+      LoggerError: when ``wandb.init`` fails.
     """
 
-    def __init__(self, project: str, run_dir: Path, name: str, config: Mapping[str, Any]):
+    def __init__(self, project: str, run_dir: str | os.PathLike, name: str,
+                 config: Mapping[str, Any]):
         try:
             import wandb
         except ImportError:
@@ -189,7 +304,7 @@ class _Wandb:
                 "`wandb login`, or set WANDB_MODE=offline to log locally and upload later with "
                 "`wandb sync`.") from None
 
-    def scalars(self, step: int, values: dict[str, float]) -> None:
+    def _scalars(self, step: int, values: dict[str, float]) -> None:
         if values:
             self._run.log(dict(values), step=int(step))
 
@@ -197,95 +312,9 @@ class _Wandb:
         self._run.summary.update(dict(values))
 
     def close(self) -> None:
-        self._run.finish()
-
-
-def _numbers(record: dict[str, Any], prefix: str) -> dict[str, float]:
-    out = {}
-    for key, value in record.items():
-        if key == "env_steps" or isinstance(value, bool):
-            continue
-        if isinstance(value, (int, float)) and math.isfinite(value):
-            out[f"{prefix}/{key}"] = value
-    return out
-
-
-class RunLog:
-    """Writes a run's evaluation and training-chunk records (see the module docstring).
-
-    Args:
-      run_dir: the run directory (must exist).
-      tensorboard: also write TensorBoard events under ``run_dir/tensorboard``.
-      resume_step: when continuing a run, the checkpoint's environment steps;
-        later records are dropped from the files first.
-      wandb_project: also log to this Weights & Biases project (a new wandb run
-        named after the run directory, files under ``run_dir/wandb``).
-      wandb_config: the run's settings, given to ``wandb.init`` as its config.
-
-    Raises:
-      MissingExtraError: ``tensorboard`` or ``wandb_project`` without the package.
-      LoggerError: when ``wandb.init`` fails (then no file has been changed).
-    """
-
-    def __init__(self, run_dir: str | os.PathLike, *, tensorboard: bool = False,
-                 resume_step: int | None = None, wandb_project: str | None = None,
-                 wandb_config: Mapping[str, Any] | None = None):
-        self.run_dir = Path(run_dir)
-        # wandb first: when it cannot start, the run's files are still untouched.
-        self._wandb = (_Wandb(wandb_project, self.run_dir, self.run_dir.name, wandb_config or {})
-                       if wandb_project is not None else None)
-        self._tb = None
-        self._evals = _Stream(self.run_dir, EVALUATIONS)
-        self._chunks = _Stream(self.run_dir, TRAIN_METRICS)
-        if resume_step is not None:
-            self._evals.truncate_after(resume_step)
-            self._chunks.truncate_after(resume_step)
-        try:
-            self._tb = (_TensorBoard(self.run_dir / "tensorboard", resume_step) if tensorboard
-                        else None)
-        except BaseException:
-            self.close()
-            raise
-
-    def _scalars(self, step: int, values: dict[str, float]) -> None:
-        for writer in (self._tb, self._wandb):
-            if writer is not None:
-                writer.scalars(step, values)
-
-    def evaluation(self, record: dict[str, Any]) -> None:
-        self._evals.write(record)
-        self._scalars(record["env_steps"], _numbers(record, "eval"))
-
-    def chunk(self, record: dict[str, Any]) -> None:
-        self._chunks.write(record)
-        self._scalars(record["env_steps"], _numbers(record, "train"))
-
-    def sweep(self, labels: Sequence[str], env_steps: Sequence[int],
-              eval_return_mean: Sequence[Sequence[float]]) -> None:
-        """A sweep's evaluation curves (``eval_return_mean[setting][point]``, mean over seeds).
-
-        Written to TensorBoard and wandb only, as ``sweep/LABEL/eval_return_mean``,
-        one step at a time over all settings (wandb needs increasing steps);
-        the run's ``summary.json`` holds the same numbers.
-        """
-        for j, step in enumerate(env_steps):
-            values = {f"sweep/{label}/eval_return_mean": float(curve[j])
-                      for label, curve in zip(labels, eval_return_mean)
-                      if curve[j] is not None and math.isfinite(curve[j])}
-            self._scalars(int(step), values)
-
-    def summary(self, summary: Mapping[str, Any]) -> None:
-        """The run's summary, mirrored to wandb's run summary (the file is the caller's)."""
-        if self._wandb is not None:
-            self._wandb.summary(summary)
-
-    def close(self) -> None:
-        if self._tb is not None:
-            self._tb.close()
-            self._tb = None
-        if self._wandb is not None:
-            self._wandb.close()
-            self._wandb = None
+        if self._run is not None:
+            self._run.finish()
+            self._run = None
 
 
 class Progress:
@@ -312,7 +341,7 @@ class Progress:
         self._last = initial
         self._shown_at = 0.0
         self._samples: deque[tuple[float, int]] = deque()
-        if not enabled or not _isatty(self._stream):
+        if not bar_shown(enabled, self._stream):
             return
         from rich.console import Console
         from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
@@ -389,6 +418,11 @@ class Progress:
                 self._sample(time.perf_counter())
             self._bar.stop()
             self._bar = None
+
+
+def bar_shown(enabled: bool, stream: Any = None) -> bool:
+    """Whether a :class:`Progress` made with ``enabled`` on ``stream`` (default stdout) draws."""
+    return enabled and _isatty(sys.stdout if stream is None else stream)
 
 
 def _duration(seconds: float) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from typing import Any, Callable, ContextManager, TypeVar
+from typing import Any, Callable, ContextManager, Iterator, TypeVar
 
 import jax
 
@@ -17,12 +17,34 @@ def matmul_precision(config: Any) -> ContextManager[Any]:
     ``"default"`` changes nothing: jax's own setting applies (its default precision,
     unless the process set ``jax_default_matmul_precision``), so programs are the
     same as without this setting. Any other name is passed to
-    ``jax.default_matmul_precision``; it only acts while a program is traced.
+    ``jax.default_matmul_precision``; it only acts while a program is traced, and
+    only in the calling thread.
     """
     name = config.matmul_precision
     if name == "default":
         return contextlib.nullcontext()
     return jax.default_matmul_precision(name)
+
+
+@contextlib.contextmanager
+def run_matmul_precision(config: Any) -> Iterator[None]:
+    """Sets jax's ``jax_default_matmul_precision`` for a training call, in every thread.
+
+    The gymnasium driver traces its programs in worker threads, where a thread-local
+    ``jax.default_matmul_precision`` context does not reach, so a training call
+    sets jax's process-wide value and puts the previous one back when it ends.
+    ``"default"`` leaves it as it is.
+    """
+    name = config.matmul_precision
+    if name == "default":
+        yield
+        return
+    previous = jax.config.jax_default_matmul_precision
+    jax.config.update("jax_default_matmul_precision", name)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_default_matmul_precision", previous)
 
 
 def with_matmul_precision(config: Any, fn: F) -> F:

@@ -7,7 +7,7 @@ from typing import Any, Callable, Sequence
 
 import jax
 
-from ddpg_jax.agent.precision import matmul_precision
+from ddpg_jax.agent.precision import run_matmul_precision
 from ddpg_jax.checkpoints.format import Checkpoint
 from ddpg_jax.config import ConfigError, DDPGConfig
 from ddpg_jax.drivers.compile_cache import compile_cache
@@ -113,7 +113,7 @@ def train(
     writers = RunWriters(options, run_dir, config.total_steps)
     callbacks = writers.wrap(Callbacks(log, on_evaluation, on_chunk, on_progress, should_stop))
     try:
-        with compile_cache(options.compile_cache), matmul_precision(config):
+        with compile_cache(options.compile_cache), run_matmul_precision(config):
             return _run_driver(config, env, env_params, is_jax, num_seeds=num_seeds, keys=keys,
                                env_kwargs=env_kwargs, run_dir=run_dir, options=options,
                                resume_from=resume_from, callbacks=callbacks, devices=devices)

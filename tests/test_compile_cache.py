@@ -43,6 +43,7 @@ leaves = jax.tree_util.tree_leaves(r.train_state.actor_params)
 print("RESULT " + json.dumps({
     "hits": counts.get("/jax/compilation_cache/cache_hits", 0),
     "misses": counts.get("/jax/compilation_cache/cache_misses", 0),
+    "requests": counts.get("/jax/compilation_cache/compile_requests_use_cache", 0),
     "jax_cache_dir_after": jax.config.jax_compilation_cache_dir,
     "actor": [np.asarray(x).tobytes().hex() for x in leaves]}))
 """
@@ -69,7 +70,9 @@ def test_a_second_launch_loads_every_program_from_the_per_user_cache(tmp_path):
     folder = tmp_path / "xdg" / "ddpg_jax" / "jax"
     first = _launch(env)
     after_first = _entries(folder)
-    assert first["misses"] > 0 and first["hits"] == 0
+    # Every program compiled went to the cache, however fast it compiled (jax's own default
+    # skips those under 1 s: most of these).
+    assert first["misses"] == first["requests"] > 0 and first["hits"] == 0
     assert len(after_first) >= first["misses"]  # one file per program written
     second = _launch(env)
     assert _entries(folder) == after_first  # nothing new written

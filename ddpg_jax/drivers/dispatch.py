@@ -81,7 +81,8 @@ def train(
         ``evaluations.jsonl`` / ``train_metrics.jsonl`` (and their CSV twins) and,
         with ``options.tensorboard``, ``tensorboard/``; ``None`` writes nothing.
       options: checkpoint cadence and retention, whether the buffer is saved,
-        TensorBoard events, a progress bar (see :class:`RunOptions`).
+        TensorBoard events, a progress bar, the compilation cache folder (see
+        :class:`RunOptions`).
       resume_from: a checkpoint (or its directory) of the same driver to
         continue from; its config must equal ``config`` except for a larger
         ``total_steps``.
@@ -91,6 +92,12 @@ def train(
       should_stop: polled at safe points; once True the run writes a
         checkpoint (with a ``run_dir``) and returns with ``interrupted=True``.
       devices: devices to shard the JAX driver's runs over (default: all).
+
+    While it runs, jax's persistent compilation cache is on (in
+    ``options.compile_cache``, ``$DDPG_JAX_CACHE_DIR`` or a per-user folder; see
+    :mod:`ddpg_jax.drivers.compile_cache`) and jax's matmul precision is
+    ``config.matmul_precision`` unless that is ``"default"``; both of jax's settings
+    are put back when it returns.
 
     Returns:
       A :class:`~ddpg_jax.drivers.result.TrainResult`, the same type for both drivers.

@@ -203,3 +203,15 @@ def test_cli_flag_moves_the_cache_and_is_not_saved_with_the_run(tmp_path, capsys
     assert "compile_cache" not in saved["run_options"]
     assert main(["train", "--env", "Pendulum-v1", "--compile-cache", ""]) == 2
     assert "--compile-cache" in capsys.readouterr().err
+
+
+def test_cli_sweep_uses_the_cache_too(tmp_path):
+    args = ["train", "--env", "Pendulum-v1", "--backend", "jax", "--quiet",
+            "--out", str(tmp_path / "sweep"), "--compile-cache", str(tmp_path / "sweep-cache"),
+            "--sweep", "actor_lr=0.001,0.0001",
+            *[a for k, v in TINY.items() for a in (
+                "--" + k.replace("_", "-"), ",".join(map(str, v)) if isinstance(v, tuple)
+                else str(v))]]
+    assert main(args) == 0
+    assert _entries(tmp_path / "sweep-cache")
+    assert jax.config.jax_compilation_cache_dir is None

@@ -112,9 +112,9 @@ def compile_cache(setting: str | os.PathLike | None = None) -> Iterator[Path | N
     settings are then left as they are), or the outer block's for a nested block
     (which changes nothing). Yields ``None`` when the cache is off or the folder
     cannot be written (a :class:`CompileCacheWarning` is issued once per folder
-    and process). On leaving, jax's settings are
-    restored and its cache object is dropped, so that later compilations in the
-    process are not written to the folder.
+    and process). On leaving, jax's settings are restored and its cache object is
+    dropped, so that later compilations in the process are not written to the
+    folder.
     """
     path = resolve_dir(setting)
     if _active:  # an outer block has set the cache up

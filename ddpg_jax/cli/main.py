@@ -131,6 +131,11 @@ def _add_run_management_args(tr: argparse.ArgumentParser) -> None:
     rm.add_argument("--tensorboard", action="store_true",
                     help="also write TensorBoard events to DIR/tensorboard "
                          "(pip install 'ddpg-jax[tensorboard]')")
+    rm.add_argument("--compile-cache", default=None, metavar="DIR|off",
+                    help="folder of jax's persistent compilation cache, so that launching the "
+                         "same program again skips compiling; off: no cache (default: "
+                         "$DDPG_JAX_CACHE_DIR, else $XDG_CACHE_HOME/ddpg_jax/jax or "
+                         "~/.cache/ddpg_jax/jax)")
     rm.add_argument("--wandb", default=None, metavar="PROJECT",
                     help="also log the config, the evaluation and training records and the "
                          "summary to this Weights & Biases project (pip install "
@@ -265,7 +270,7 @@ def _unknown_args_error(unknown: list[str]) -> UsageError:
 
 TRAIN_OPTIONS = ("env", "preset", "out", "quiet", "backend", "num_seeds", "config", "sweep",
                  "resume", "checkpoint_every", "keep_checkpoints", "no_buffer_in_checkpoint",
-                 "tensorboard", "wandb")
+                 "tensorboard", "compile_cache", "wandb")
 
 
 def _num_seeds(text: str | None, backend: str) -> int:
@@ -307,6 +312,8 @@ def _run_options(args: argparse.Namespace, saved: dict[str, Any] | None = None) 
         buffer_in_checkpoint=base.buffer_in_checkpoint and not args.no_buffer_in_checkpoint,
         tensorboard=base.tensorboard or args.tensorboard,
         progress=not args.quiet,
+        # Where this machine keeps compiled programs: not saved with the run, never resumed.
+        compile_cache=args.compile_cache,
     )
     try:
         options.validate()
@@ -511,7 +518,8 @@ def _execute(plan: _RunPlan, quiet: bool) -> int:
         info["num_seeds"] = plan.num_seeds
     if plan.sweep is not None:
         info["sweep"] = plan.sweep
-    info["run_options"] = {k: v for k, v in plan.options.to_dict().items() if k != "progress"}
+    info["run_options"] = {k: v for k, v in plan.options.to_dict().items()
+                           if k not in ("progress", "compile_cache")}
     wandb = _open_wandb(plan, info)
     try:
         write_json(out / "config.json", info)

@@ -41,7 +41,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from benchmarks import _common as C
 from benchmarks._gpu_parts import PARTS, SIZES, Budget, PartRecord
@@ -118,8 +118,17 @@ def run_part(name: str, argv: list[str], record_path: Path, kill_after_s: float
     return data
 
 
-def run_all(parts: list[str], mode: str, out: Path, total_s: float) -> dict[str, dict[str, Any]]:
-    """Every part in turn, each within its budget and within the whole run's limit."""
+def child_argv(name: str, mode: str, record_path: Path, deadline: float) -> list[str]:
+    """The command of one part's process."""
+    return [sys.executable, "-m", "benchmarks.gpu", "--child", name, "--mode", mode,
+            "--record", str(record_path), "--deadline", repr(deadline)]
+
+
+def run_all(parts: list[str], mode: str, out: Path, total_s: float,
+            command: Callable[[str, str, Path, float], list[str]] = child_argv
+            ) -> dict[str, dict[str, Any]]:
+    """Every part in turn (``command`` gives its process), each within its budget and within
+    the whole run's limit; a part that fails or runs over does not stop the others."""
     start = time.time()
     results: dict[str, dict[str, Any]] = {}
     for name in parts:
@@ -132,9 +141,8 @@ def run_all(parts: list[str], mode: str, out: Path, total_s: float) -> dict[str,
         print(f"\n== part {name} (budget {budget:.0f} s)", flush=True)
         record_path = out.with_name(f".{out.stem}.{name}.part.json")
         deadline = time.time() + budget
-        argv = [sys.executable, "-m", "benchmarks.gpu", "--child", name, "--mode", mode,
-                "--record", str(record_path), "--deadline", repr(deadline)]
-        results[name] = run_part(name, argv, record_path, budget + GRACE_S)
+        results[name] = run_part(name, command(name, mode, record_path, deadline), record_path,
+                                 budget + GRACE_S)
         results[name]["budget_s"] = round(budget, 1)
         record_path.unlink(missing_ok=True)
         print(f"== part {name}: {results[name]['status']} in {results[name]['wall_s']} s",

@@ -90,8 +90,8 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
             env_note="smoke: the accelerator preset trains on the built-in JAX Pendulum-v1: "
                      "the whole-loop compile of the cheapest Playground task takes 110-150 s "
                      "on a 2-core CPU (CartpoleBalance measured 154 s); the threshold is a "
-                     "code-path check (-3300 lies below Pendulum's lowest return, -3254 over 200 steps, so it "
-                     "is reached at the first evaluation)"),
+                     "code-path check (-3300 lies below Pendulum's lowest return, -3254 over "
+                     "200 steps, so it is reached at the first evaluation)"),
     },
 }
 

@@ -176,7 +176,8 @@ def test_larger_sizes_are_skipped_when_their_projection_exceeds_the_budget(monke
 
     def fake_case(cfg, env, params, n):  # compile 10 s, then 1 s per seed
         now[0] += 10 + n
-        return {"num_seeds": n, "compile_s": 10.0, "run_s": float(n)}
+        return {"num_seeds": n, "compile_s": 10.0, "run_s": float(n), "env_steps_per_s": 1.0,
+                "final_return_mean": 0.0}
 
     monkeypatch.setattr(P, "_seeds_case", fake_case)
     record = P.PartRecord("pendulum_seeds", None)
@@ -247,3 +248,12 @@ def test_results_go_under_OUT_when_it_is_set(tmp_path, monkeypatch):
     assert G.default_out(True).name.endswith(".smoke.json")
     monkeypatch.delenv("OUT")
     assert G.default_out(False).parent == ROOT / "benchmarks" / "results"
+
+
+def test_only_the_smoke_run_turns_xla_optimisation_off(monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+    assert G.child_env("smoke")["XLA_FLAGS"] == ("--xla_force_host_platform_device_count=2 "
+                                                 "--xla_backend_optimization_level=0")
+    assert G.child_env("full")["XLA_FLAGS"] == "--xla_force_host_platform_device_count=2"
+    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=2")
+    assert G.child_env("smoke")["XLA_FLAGS"] == "--xla_backend_optimization_level=2"

@@ -232,7 +232,7 @@ def markdown(record: dict[str, Any]) -> str:
               c["env_steps_per_s"], c["final_return_mean"], c["final_return_min"],
               c["final_return_max"]]
              for part in ("pendulum_seeds", "hopper_seeds") if part in r
-             for c in r[part]["cases"]]
+             for c in sorted(r[part]["cases"], key=lambda c: c["num_seeds"])]
     lines += ["## Vmapped seeds (TD3, rejax's settings)", ""] + _table(
         ["env", "seeds", "steps/seed", "compile s", "run s", "env steps/s", "final return mean",
          "min", "max"], seeds)

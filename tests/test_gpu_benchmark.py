@@ -188,11 +188,36 @@ def test_larger_sizes_are_skipped_when_their_projection_exceeds_the_budget(monke
 
     P.seeds_sweep(Cfg(), None, None, (1, 4, 16, 2), P.Budget(40, clock=lambda: now[0]), record)
     # 1 seed: 11 s; 4 seeds projected 10 + 1 * 4 = 14 <= 29 left, takes 14 s (25 spent);
-    # 16 seeds projected 10 + 4 * 4 = 26 > 15 left: skipped; 2 seeds projected from the
-    # 4-seed case, 10 + 4 * 0.5 = 12 <= 15: runs.
+    # 16 seeds projected from the 4-seed case, 10 + 4 * 4 = 26 > 15 left: skipped; 2 seeds
+    # projected from the 1-seed case (as near as the 4-seed one), 10 + 1 * 2 = 12 <= 15: runs.
     assert [c["num_seeds"] for c in record.cases] == [1, 4, 2]
     assert record.data["skipped"] == [{"case": "16 seeds",
                                        "why": "projected 26 s > 15 s left of the part's budget"}]
+
+
+def test_projections_start_from_the_nearest_measured_size(monkeypatch):
+    now = [0.0]
+
+    def fake_case(cfg, env, params, n):  # compile 10 s, then sqrt(n) s: seeds share a GPU
+        now[0] += 10 + math.sqrt(n)
+        return {"num_seeds": n, "compile_s": 10.0, "run_s": math.sqrt(n),
+                "env_steps_per_s": 1.0, "final_return_mean": 0.0}
+
+    monkeypatch.setattr(P, "_seeds_case", fake_case)
+    record = P.PartRecord("hopper_seeds", None)
+
+    class Cfg:
+        def to_dict(self):
+            return {}
+
+    # 256 seeds take 26 s, 1 seed 11 s (63 s left). 64 seeds projected from 256 seeds:
+    # 10 + 16 / 4 = 14 s, runs (18 s, 45 s left); from 1 seed it would be 10 + 64 = 74 s.
+    # 1024 seeds projected from 256: 10 + 16 * 4 = 74 s > 45 s left: skipped.
+    P.seeds_sweep(Cfg(), None, None, (256, 1, 64, 1024), P.Budget(100, clock=lambda: now[0]),
+                  record)
+    assert [c["num_seeds"] for c in record.cases] == [256, 1, 64]
+    assert record.data["skipped"] == [{"case": "1024 seeds",
+                                       "why": "projected 74 s > 45 s left of the part's budget"}]
 
 
 def test_training_rates_exclude_warmup_and_evaluations():

@@ -70,13 +70,17 @@ def test_smoke_seed_parts_count_their_steps(smoke):
     assert np.isfinite(fast["final_return_mean"])
 
 
-def test_smoke_playground_parts(smoke):
+def test_smoke_playground_env(smoke):
     record, _, _ = smoke
     env = _only_case(record, "playground_env")
     assert (env["task"], env["impl"], env["num_envs"], env["vector_steps"]) == (
         "PendulumSwingup", "jax", 4, 8)
     assert 0.0 <= env["mean_reward"] <= 1.0  # DM Control rewards lie in [0, 1]
     assert env["env_steps_per_s"] > 0
+
+
+def test_smoke_accelerator_training(smoke):
+    record, _, _ = smoke
     train = _only_case(record, "playground_train")
     assert train["reached"] and train["env_steps_to_threshold"] == train["curve"][0][0]
     assert "after the first" in train["rate_from"]
@@ -275,7 +279,7 @@ def test_results_go_under_OUT_when_it_is_set(tmp_path, monkeypatch):
     assert G.default_out(False).parent == ROOT / "benchmarks" / "results"
 
 
-def test_only_the_smoke_run_turns_xla_optimisation_off(monkeypatch):
+def test_xla_optimisation_is_off_for_tiny_runs_only(monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
     assert G.child_env("smoke")["XLA_FLAGS"] == ("--xla_force_host_platform_device_count=2 "
                                                  "--xla_backend_optimization_level=0")

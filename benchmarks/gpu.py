@@ -188,7 +188,8 @@ def judge(results: dict[str, Any]) -> list[dict[str, Any]]:
             bound = (f"training runs at {ratio:.2f}x the env alone at 1024 envs "
                      f"({alone['env_steps_per_s']:.4g} env steps/s): "
                      + ("the env bounds it" if ratio > 0.5 else "the learning step bounds it"))
-        goals.append(C.goal(t_cheetah, train["env_steps_per_s"], g_cheetah, limited_by=bound))
+        goals.append({**C.goal(t_cheetah, train["env_steps_per_s"], g_cheetah,
+                               limited_by=bound), "rate_from": train.get("rate_from")})
     else:
         goals.append(_unmeasured(t_cheetah, "no CheetahRun training rate in this run"))
     hopper = (_case(results, "hopper_seeds", num_seeds=256)

@@ -62,7 +62,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "playground_env": dict(budget_s=60, tasks=("CartpoleBalance", "CheetahRun"),
                                num_envs=(1024, 4096), vector_steps=50),
         "playground_train": dict(
-            budget_s=140, preset_overrides=dict(eval_every=262_144, eval_episodes=4),
+            budget_s=140, preset_overrides=dict(eval_every=131_072, eval_episodes=4),
             tasks=(("CheetahRun", 400.0, 20_480_000), ("CartpoleBalance", 900.0, 4_096_000))),
     },
     "smoke": {
@@ -457,7 +457,7 @@ def _learning_rates(chunks: list[dict[str, Any]], evals_done: list[float]
     warm-up), each timed from the end of the evaluation before it to its own end."""
     steady = []
     for prev, cur in zip(chunks, chunks[1:]):
-        start = max([prev["t"]] + [t for t in evals_done if prev["t"] <= t <= cur["t"]])
+        start = max([prev["t"]] + [t for t in evals_done if prev["t"] <= t < cur["t"]])
         steady.append((cur["env_steps"] - prev["env_steps"], cur["updates"] - prev["updates"],
                        cur["t"] - start))
     if not steady:  # one chunk only: from the start of the call, compile and warm-up included
@@ -472,14 +472,17 @@ def _learning_rates(chunks: list[dict[str, Any]], evals_done: list[float]
 
 
 def train_to_threshold(env: Any, params: Any, task: str, threshold: float, total: int,
-                       overrides: dict[str, Any], seconds: float, record: PartRecord
-                       ) -> dict[str, Any]:
+                       overrides: dict[str, Any], seconds: tuple[float, float],
+                       record: PartRecord) -> dict[str, Any]:
     """``ddpg_jax.train`` with the accelerator preset until the mean evaluation return reaches
-    ``threshold``, ``total`` env steps are done or ``seconds`` have passed."""
+    ``threshold`` or ``total`` env steps are done, or time runs out: past ``seconds[0]``
+    once a chunk after the first is timed (the training rates need one), past
+    ``seconds[1]`` in any case."""
     import ddpg_jax
 
     cfg = ddpg_jax.preset("accelerator", total_steps=total, **overrides)
-    case: dict[str, Any] = {"task": task, "threshold": threshold, "time_limit_s": seconds,
+    case: dict[str, Any] = {"task": task, "threshold": threshold,
+                            "time_limits_s": [round(x, 1) for x in seconds],
                             "num_envs": cfg.num_envs, "batch_size": cfg.batch_size,
                             "updates_per_vector_step": cfg.updates_per_vector_step,
                             "eval_every": cfg.eval_every, "curve": [], "reached": False}
@@ -505,10 +508,9 @@ def train_to_threshold(env: Any, params: Any, task: str, threshold: float, total
         record.write()
 
     def should_stop() -> bool:
-        # Past the threshold, one chunk after the first (timed without compile or warm-up)
-        # is enough for the training rates.
-        return ((case["reached"] and len(chunks) >= 2)
-                or time.perf_counter() - t0 > seconds)
+        # One chunk after the first (timed without compile or warm-up) gives the rates.
+        elapsed, timed = time.perf_counter() - t0, len(chunks) >= 2
+        return ((case["reached"] or elapsed > seconds[0]) and timed) or elapsed > seconds[1]
 
     result = ddpg_jax.train(cfg, (env, params), num_seeds=1, log=None, on_chunk=on_chunk,
                             on_evaluation=on_evaluation, should_stop=should_stop)
@@ -529,9 +531,11 @@ def playground_train_part(sizes: dict[str, Any], budget: Budget, record: PartRec
         record.note(sizes["env_note"])
     tasks = sizes["tasks"]
     for i, (task, threshold, total) in enumerate(tasks):
-        # An even share of what is left, less a margin for loading and returning.
-        seconds = budget.remaining() / (len(tasks) - i) - 5.0
-        if seconds < 10:
+        # An even share of what is left (less a margin for loading and returning), stretched
+        # by half where the training rates still lack a timed chunk.
+        left = budget.remaining() - 5.0
+        seconds = (left / (len(tasks) - i), min(1.5 * left / (len(tasks) - i), left))
+        if seconds[0] < 10:
             record.skip(task, f"{budget.remaining():.0f} s left of the part's budget")
             continue
         env, params = (make(task) if sizes.get("env") == task

@@ -286,3 +286,45 @@ def test_xla_optimisation_is_off_for_tiny_runs_only(monkeypatch):
     assert G.child_env("full")["XLA_FLAGS"] == "--xla_force_host_platform_device_count=2"
     monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=2")
     assert G.child_env("smoke")["XLA_FLAGS"] == "--xla_backend_optimization_level=2"
+
+
+class _FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        return self.now
+
+
+@pytest.mark.parametrize("chunk_s, returns, seconds, chunks_run", [
+    ([10, 10, 10, 10], [5, 5, 5, 5], (100, 150), 2),    # reached at the first evaluation,
+    # but the rates need a timed chunk: stops after the second
+    ([10, 10, 10, 10], [-1, -1, -1, -1], (25, 40), 3),  # past 25 s after a timed chunk
+    ([20, 10, 10, 10], [-1, -1, -1, -1], (5, 15), 1),   # past the hard 15 s without one
+])
+def test_training_stops_at_the_threshold_or_the_time_limits(monkeypatch, chunk_s, returns,
+                                                            seconds, chunks_run):
+    import types
+
+    import ddpg_jax
+
+    clock = _FakeClock()
+    monkeypatch.setattr(P, "time", clock)
+    ran = []
+
+    def fake_train(cfg, env, num_seeds, log, on_chunk, on_evaluation, should_stop):
+        for i, (dt, ret) in enumerate(zip(chunk_s, returns)):
+            clock.now += dt
+            ran.append(i)
+            on_chunk({"env_steps": 100 * (i + 1), "updates": 10 * i})
+            on_evaluation({"env_steps": 100 * (i + 1), "eval_return_mean": float(ret)})
+            if should_stop():
+                break
+        return types.SimpleNamespace(summary={"compile_time_s": 1.0}, interrupted=True)
+
+    monkeypatch.setattr(ddpg_jax, "train", fake_train)
+    case = P.train_to_threshold(None, None, "T", 0.0, 10_000, {"num_envs": 4, "batch_size": 32,
+                                "warmup_steps": 32, "buffer_size": 256}, seconds,
+                                P.PartRecord("playground_train", None))
+    assert len(ran) == chunks_run
+    assert case["reached"] == (max(returns[:chunks_run]) >= 0.0)

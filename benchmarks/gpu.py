@@ -270,6 +270,20 @@ def markdown(record: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- main
+def unwritable(out: Path) -> str | None:
+    """Why the results cannot be written to ``out``, checked before any part runs; or None."""
+    if out.is_dir():
+        return "it is a directory"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = out.with_name(f".{out.name}.probe")
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        return f"cannot write there ({e.strerror})"
+    return None
+
+
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--smoke", action="store_true",
@@ -305,7 +319,11 @@ def main(argv: list[str] | None = None) -> int:
         return child(args.child, args.mode, args.record, args.deadline)
     mode = "smoke" if args.smoke else "full"
     out = args.out or default_out(args.smoke)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    problem = unwritable(out)
+    if problem:
+        print(f"benchmarks.gpu: error: --out {out}: {problem}; accepted: a file path in a "
+              "writable directory (the markdown table goes beside it)", file=sys.stderr)
+        return 2
     total_s = args.total_s or TOTAL_S[mode]
     started = _dt.datetime.now(_dt.timezone.utc)
     t0, load0 = time.perf_counter(), C.loadavg()

@@ -328,3 +328,15 @@ def test_training_stops_at_the_threshold_or_the_time_limits(monkeypatch, chunk_s
                                 P.PartRecord("playground_train", None))
     assert len(ran) == chunks_run
     assert case["reached"] == (max(returns[:chunks_run]) >= 0.0)
+
+
+def test_an_unwritable_out_is_refused_before_any_part_runs(tmp_path, capsys):
+    t0 = time.perf_counter()
+    assert G.main(["--smoke", "--out", str(tmp_path)]) == 2
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    assert G.main(["--smoke", "--out", str(blocked / "gpu.json")]) == 2
+    assert time.perf_counter() - t0 < 5  # no part was started
+    err = capsys.readouterr().err
+    assert "it is a directory" in err and "cannot write there" in err and "accepted:" in err
+    assert list(tmp_path.iterdir()) == [blocked]

@@ -60,7 +60,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
                              overrides=dict(total_steps=16_384, buffer_size=16_384),
                              eval_episodes=4, episode_length=1000),
         "playground_env": dict(budget_s=60, tasks=("CartpoleBalance", "CheetahRun"),
-                               num_envs=(1024, 4096), vector_steps=50),
+                               num_envs=(1024, 4096), vector_steps=50, all_impls=True),
         "playground_train": dict(
             budget_s=140, preset_overrides=dict(eval_every=131_072, eval_episodes=4),
             tasks=(("CheetahRun", 400.0, 20_480_000), ("CartpoleBalance", 900.0, 4_096_000))),
@@ -81,7 +81,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
                                       "whose whole-loop compile takes over 2 minutes on a "
                                       "2-core CPU"),
         "playground_env": dict(budget_s=25, tasks=("PendulumSwingup",), num_envs=(4,),
-                               vector_steps=8,
+                               vector_steps=8, all_impls=False,
                                env_note="smoke: PendulumSwingup, the cheapest DM Control task "
                                         "measured here (compile 12 s against 18 s for "
                                         "CartpoleBalance and ~85 s for CheetahRun)"),
@@ -426,7 +426,7 @@ def env_rate(env: Any, params: Any, num_envs: int, steps: int) -> dict[str, Any]
 
 def playground_env_part(sizes: dict[str, Any], budget: Budget, record: PartRecord) -> None:
     """Playground tasks alone through ``from_playground``, per impl and number of envs."""
-    impls, why = playground_impls(full="env_note" not in sizes)
+    impls, why = playground_impls(full=sizes["all_impls"])
     record.data["impls"] = impls
     record.note(why)
     if "env_note" in sizes:

@@ -340,3 +340,31 @@ def test_an_unwritable_out_is_refused_before_any_part_runs(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "it is a directory" in err and "cannot write there" in err and "accepted:" in err
     assert list(tmp_path.iterdir()) == [blocked]
+
+
+def test_impl_is_passed_only_where_from_playground_takes_it(monkeypatch):
+    import ddpg_jax.envs
+
+    calls = []
+
+    def with_impl(task, *, impl=None):
+        calls.append((task, impl))
+        return "env", "params"
+
+    def without_impl(task):
+        calls.append((task,))
+        return "env", "params"
+
+    monkeypatch.setattr(ddpg_jax.envs, "from_playground", without_impl)
+    assert P.playground_impls(True)[0] == ["jax"]
+    P.load_playground("CheetahRun", "jax")
+    monkeypatch.setattr(ddpg_jax.envs, "from_playground", with_impl)
+    P.load_playground("CheetahRun", "warp")
+    assert calls == [("CheetahRun",), ("CheetahRun", "warp")]
+    assert P.playground_impls(False)[0] == ["jax"]  # smoke: jax only
+    try:
+        import warp  # noqa: F401
+        expected = ["jax", "warp"]
+    except Exception:  # warp's runtime may fail to load with errors other than ImportError
+        expected = ["jax"]
+    assert P.playground_impls(True)[0] == expected

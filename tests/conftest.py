@@ -1,14 +1,32 @@
-"""Fixtures shared by several test modules."""
+"""Fixtures shared by several test modules, and the suite's compilation cache."""
 
 import os
+import shutil
+import tempfile
 
 import jax
 import pytest
 
 # ddpg_jax.train turns jax's persistent compilation cache on, in a per-user folder, unless
-# DDPG_JAX_CACHE_DIR says "off". The suite keeps it off, so that its runs neither read nor
-# fill that folder; tests/test_compile_cache.py sets the cache up explicitly.
-os.environ.setdefault("DDPG_JAX_CACHE_DIR", "off")
+# DDPG_JAX_CACHE_DIR says otherwise. The suite points it at a folder of its own, made when
+# the run starts and removed when it ends: the runs of every test, in every worker process
+# and every CLI subprocess, share the programs compiled in this run (many tests train the
+# same small configurations), and the per-user folder is neither read nor filled.
+# tests/test_compile_cache.py sets the cache up explicitly. DDPG_JAX_CACHE_DIR=off runs the
+# suite without it.
+_OWN_CACHE = "DDPG_JAX_TEST_OWN_CACHE"
+
+
+def pytest_configure(config):
+    if hasattr(config, "workerinput") or "DDPG_JAX_CACHE_DIR" in os.environ:
+        return  # a worker inherits the controller's folder; a folder given is kept
+    os.environ["DDPG_JAX_CACHE_DIR"] = tempfile.mkdtemp(prefix="ddpg_jax-test-cache-")
+    os.environ[_OWN_CACHE] = os.environ["DDPG_JAX_CACHE_DIR"]
+
+
+def pytest_unconfigure(config):
+    if not hasattr(config, "workerinput") and os.environ.get(_OWN_CACHE):
+        shutil.rmtree(os.environ.pop(_OWN_CACHE), ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

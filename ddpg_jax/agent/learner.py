@@ -79,6 +79,10 @@ class Learner(NamedTuple):
       policy: ``(train_state, obs) -> action``: deterministic, normalised inside.
       evaluate: ``(train_state, key, env, env_params, episodes) -> returns[episodes]``.
       random_action: ``(key, num_envs) -> action``: uniform in the bounds (warm-up).
+      sample_rows: ``(agent, key, batches=updates_per_vector) -> rows [batches, batch_size]``:
+        the buffer rows that ``learn`` given ``key`` trains on (uniform over the rows written).
+      sample_at: ``(agent, rows) -> batch``: the samples that start at ``rows``
+        (n-step samples with ``n_step > 1``), leaves with ``rows``' shape in front.
       networks, noise, gradient_step: the pieces it is made of.
     """
 
@@ -89,6 +93,8 @@ class Learner(NamedTuple):
     policy: Callable[[TrainState, Array], Array]
     evaluate: Callable[..., Array]
     random_action: Callable[[PRNGKey, int], Array]
+    sample_rows: Callable[..., Array]
+    sample_at: Callable[[AgentState, Array], Transition | nstep.NStepTransition]
     networks: Networks
     noise: Noise
     gradient_step: GradientStep
@@ -164,12 +170,15 @@ def make_learner(
         row = nstep.make_row(row, jnp.zeros((), bool))
 
     def init(key: PRNGKey, hparams: HParams | None = None) -> AgentState:
-        ts = step.init(key, hparams)
         noise_state = noise.init(num_envs, action_dim)
-        if per_env_scales:
+        if per_env_scales:  # split only here, so runs with one scale keep their numbers
+            key, scales_key = jax.random.split(key)
+            ts = step.init(key, hparams)
             noise_state = noise_state._replace(
-                scale=draw_scales(jax.random.fold_in(key, 1), ts.hparams.noise_scale,
-                                  config.noise_scale_max, num_envs))
+                scale=draw_scales(scales_key, ts.hparams.noise_scale, config.noise_scale_max,
+                                  num_envs))
+        else:
+            ts = step.init(key, hparams)
         return AgentState(train_state=ts, buffer=rb.init(row, config.buffer_size),
                           noise_state=noise_state, nonfinite=no_nonfinite(),
                           owed=jnp.zeros((), jnp.int32) if episodic else None)
@@ -198,17 +207,28 @@ def make_learner(
             agent = agent._replace(owed=agent.owed + owed)
         return agent
 
+    def sample_rows(agent: AgentState, key: PRNGKey, batches: int = updates) -> Array:
+        # The draw of buffer.sample_batches / nstep.sample_batches, kept apart so
+        # tests can see which rows a batch starts at.
+        flat = jax.random.randint(key, (config.batch_size * batches,), 0,
+                                  jnp.maximum(agent.buffer.size, 1))
+        return flat.reshape(batches, config.batch_size)
+
+    def sample_at(agent: AgentState, rows: Array) -> Transition | nstep.NStepTransition:
+        if n_step > 1:
+            flat = nstep.returns_from(agent.buffer, rows.reshape(-1), n_step, num_envs,
+                                      agent.train_state.hparams.gamma)
+            return jax.tree.map(lambda x: x.reshape(rows.shape + x.shape[1:]), flat)
+        return rb.gather(agent.buffer, rows)
+
     def sample(agent: AgentState, key: PRNGKey, batches: int = updates
                ) -> Transition | nstep.NStepTransition:
-        if n_step > 1:
-            return nstep.sample_batches(agent.buffer, key, config.batch_size, batches, n_step,
-                                        num_envs, agent.train_state.hparams.gamma)
-        return rb.sample_batches(agent.buffer, key, config.batch_size, batches)
+        return sample_at(agent, sample_rows(agent, key, batches))
 
-    def restart_noise(agent: AgentState, done: Array, key: PRNGKey) -> NoiseState:
+    def restart_noise(agent: AgentState, done: Array, key: PRNGKey | None) -> NoiseState:
         noise_state = noise.reset(agent.noise_state, done)
         if per_env_scales:
-            fresh = draw_scales(jax.random.fold_in(key, 1), agent.train_state.hparams.noise_scale,
+            fresh = draw_scales(key, agent.train_state.hparams.noise_scale,
                                 config.noise_scale_max, num_envs)
             noise_state = noise_state._replace(scale=jnp.where(done, fresh, noise_state.scale))
         return noise_state
@@ -247,14 +267,21 @@ def make_learner(
     def learn(agent: AgentState, transition: Transition, done: Array, key: PRNGKey,
               env_steps: Array) -> tuple[AgentState, dict[str, Array]]:
         agent = observe(agent, transition, done)
+        # One key per consumer: sampling (the burst folds its step number into
+        # its key) and the noise scales. Split only when the scales need a key,
+        # so runs with one scale keep the numbers they had.
+        if per_env_scales:
+            sample_key, scales_key = jax.random.split(key)
+        else:
+            sample_key, scales_key = key, None
         if episodic:  # everything owed runs when an episode ends, nothing otherwise
             count = jnp.where(jnp.any(done), agent.owed, 0)
-            ts, metrics, sums = update_owed(agent, key, count)
+            ts, metrics, sums = update_owed(agent, sample_key, count)
             agent = agent._replace(owed=agent.owed - count)
         else:
-            ts, metrics, sums = update_per_step(agent, key)
+            ts, metrics, sums = update_per_step(agent, sample_key)
         agent = agent._replace(
-            train_state=ts, noise_state=restart_noise(agent, done, key),
+            train_state=ts, noise_state=restart_noise(agent, done, scales_key),
             nonfinite=guard_nonfinite(agent.nonfinite, env_steps, metrics, ts))
         return agent, sums
 
@@ -268,8 +295,8 @@ def make_learner(
     def random_action(key: PRNGKey, n: int) -> Array:
         return jax.random.uniform(key, (n, action_dim), jnp.float32, low, high)
 
-    return Learner(init, explore, observe, learn, policy, evaluate, random_action, networks,
-                   noise, step)
+    return Learner(init, explore, observe, learn, policy, evaluate, random_action, sample_rows,
+                   sample_at, networks, noise, step)
 
 
 def evaluate_episodes(act: Callable[[Array], Array], key: PRNGKey, env: Any, env_params: Any,

@@ -11,6 +11,7 @@ from flax import struct
 
 import ddpg_jax
 from ddpg_jax import DDPGConfig
+from ddpg_jax.drivers.compiled import make_loop
 from ddpg_jax.envs import Box, Environment
 
 
@@ -120,3 +121,12 @@ def test_envs_without_a_finished_episode_are_left_out():
     assert train_return(np.array([np.nan, np.nan])) is None
     assert train_return(np.array([3.0, np.nan])) == 3.0
     assert train_return(np.array([[1.0, np.nan], [2.0, 6.0]])) == pytest.approx(3.0)
+
+
+def test_compiled_evaluation_leaves_out_envs_without_a_finished_episode():
+    config = DDPGConfig(total_steps=20, num_envs=2, warmup_steps=4, hidden_sizes=(8,),
+                        batch_size=4, buffer_size=20, eval_episodes=1)
+    loop = make_loop(config, ScriptedEpisodes())
+    state = loop.init(jax.random.PRNGKey(0))
+    ev = jax.jit(loop.evaluate)(state._replace(last_return=jnp.array([jnp.nan, 4.0])))
+    assert float(ev["train_episode_return"]) == 4.0

@@ -74,15 +74,22 @@ class Learner(NamedTuple):
         included), one batch each, when any env's episode ends, and none otherwise;
         restarts the noise of finished episodes (and redraws their noise
         scales, with ``noise_scale_max > 0``) and records the first non-finite value.
+        No key is used twice: ``key`` goes to sampling alone, or is split once
+        into a sampling key and a scales key (see ``sample_rows``).
         ``sums`` holds the sum over those steps of each metric in
         :data:`~ddpg_jax.agent.state.METRIC_NAMES` and the counts in :data:`COUNT_NAMES`.
       policy: ``(train_state, obs) -> action``: deterministic, normalised inside.
       evaluate: ``(train_state, key, env, env_params, episodes) -> returns[episodes]``.
       random_action: ``(key, num_envs) -> action``: uniform in the bounds (warm-up).
       sample_rows: ``(agent, key, batches=updates_per_vector) -> rows [batches, batch_size]``:
-        the buffer rows that ``learn`` given ``key`` trains on (uniform over the rows written).
+        the rows a draw with ``key`` starts its samples at (uniform over the rows written).
+        ``learn`` draws this way with its key, or with ``split(key)[0]`` when
+        ``noise_scale_max > 0`` (``split(key)[1]`` draws the scales); the
+        episode schedule's gradient step ``i`` draws one batch with ``fold_in(that key, i)``.
       sample_at: ``(agent, rows) -> batch``: the samples that start at ``rows``
         (n-step samples with ``n_step > 1``), leaves with ``rows``' shape in front.
+        ``learn`` trains on ``sample_at(agent, sample_rows(agent, key))``, its
+        vector step observed first.
       networks, noise, gradient_step: the pieces it is made of.
     """
 
@@ -208,11 +215,7 @@ def make_learner(
         return agent
 
     def sample_rows(agent: AgentState, key: PRNGKey, batches: int = updates) -> Array:
-        # The draw of buffer.sample_batches / nstep.sample_batches, kept apart so
-        # tests can see which rows a batch starts at.
-        flat = jax.random.randint(key, (config.batch_size * batches,), 0,
-                                  jnp.maximum(agent.buffer.size, 1))
-        return flat.reshape(batches, config.batch_size)
+        return rb.sample_rows(agent.buffer, key, config.batch_size, batches)
 
     def sample_at(agent: AgentState, rows: Array) -> Transition | nstep.NStepTransition:
         if n_step > 1:

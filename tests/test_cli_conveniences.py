@@ -15,6 +15,7 @@ import types
 from pathlib import Path
 
 import pytest
+from helpers import Terminal as _Terminal
 
 from ddpg_jax.cli import main as cli
 from ddpg_jax.config import FIELD_NAMES, TRACED_FIELDS, DDPGConfig, describe
@@ -299,11 +300,6 @@ def test_wandb_init_failure_leaves_nothing(tmp_path, monkeypatch, capsys):
 
 
 # --------------------------------------------------------------------------- progress bar
-class _Terminal(io.StringIO):
-    def isatty(self):
-        return True
-
-
 def test_progress_bar_needs_no_tqdm(monkeypatch):
     monkeypatch.setitem(sys.modules, "tqdm", None)
     term = _Terminal()

@@ -23,6 +23,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from helpers import run_cli as _cli
 
 import ddpg_jax
 from ddpg_jax.checkpoints.format import CheckpointError, checkpoint_dir, latest
@@ -122,12 +123,6 @@ def _obs(n: int, seed: int = 0) -> np.ndarray:
 
 def _listing(*dirs: Path) -> dict[str, bytes]:
     return {str(p): p.read_bytes() for d in dirs for p in sorted(d.rglob("*")) if p.is_file()}
-
-
-def _cli(capsys, argv: list[str]) -> tuple[int, str, str]:
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _refused(capsys, argv: list[str], *needles: str) -> str:

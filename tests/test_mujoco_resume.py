@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import final_arrays as _final_arrays
 
 pytest.importorskip("mujoco", reason="MuJoCo is not installed (pip install 'ddpg-jax[mujoco]')")
 
@@ -27,13 +28,6 @@ ARGS = ["--env", "Hopper-v5", "--warmup-steps", "300", "--batch-size", "32",
 
 
 pytestmark = pytest.mark.usefixtures("module_compile_cache")
-
-
-def _final_arrays(run_dir) -> dict[str, np.ndarray]:
-    c = ckpt.open_checkpoint(ckpt.latest(ckpt.checkpoint_dir(run_dir)))
-    arrays = {f"state/{k}": v for k, v in ckpt.load_flat(c, "state").items()}
-    arrays.update({f"buffer/{k}": v for k, v in ckpt.load_flat(c, "buffer").items()})
-    return arrays
 
 
 def test_hopper_resumed_through_the_cli_is_bit_identical(tmp_path, capsys):

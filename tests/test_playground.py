@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import run_cli as _cli  # noqa: E402
 
 pg = pytest.importorskip(
     "mujoco_playground",
@@ -25,7 +26,6 @@ pg = pytest.importorskip(
 from side_by_side import actions, assert_parity, make_side_by_side  # noqa: E402
 
 import ddpg_jax  # noqa: E402
-from ddpg_jax.cli import main as cli  # noqa: E402
 from ddpg_jax.config import DDPGConfig  # noqa: E402
 from ddpg_jax.envs import PlaygroundEnv, from_playground, from_spec  # noqa: E402
 from ddpg_jax.envs.core import EnvSpecError
@@ -235,12 +235,6 @@ def test_short_training_run_through_the_adapter():
 
 
 # --------------------------------------------------------------------------- command line
-def _cli(capsys, argv):
-    code = cli.main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 CLI_TRAIN = ["train", "--env", "playground:CartpoleBalance", "--backend", "jax",
              "--num-seeds", "2", "--num-envs", "4", "--warmup-steps", "40", "--batch-size", "32",
              "--hidden-sizes", "32,32", "--buffer-size", "400", "--eval-every", "40",

@@ -14,12 +14,14 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import gymnasium as gym
 import jax
 import numpy as np
 import pytest
+from helpers import Terminal as _Terminal
+from helpers import final_arrays as _final_arrays
+from helpers import run_cli as _cli
 
 from ddpg_jax import DDPGConfig
 from ddpg_jax.agent.nonfinite import NonFiniteError
@@ -37,24 +39,10 @@ JAX = ["--env", "Pendulum-v1", "--backend", "jax", "--num-seeds", "2", "--num-en
        "--buffer-size", "1000", "--eval-every", "200", "--eval-episodes", "2"]
 
 
-def _cli(capsys, argv):
-    code = main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def _one_paragraph(err: str) -> None:
     assert "Traceback" not in err
     assert err.startswith("ddpg-jax: error: ") and err.count("ddpg-jax: error:") == 1, err
     assert "\n" not in err.strip(), err
-
-
-def _final_arrays(run_dir: Path) -> dict[str, np.ndarray]:
-    """Every array of the run's latest checkpoint (state and buffer)."""
-    c = ckpt.open_checkpoint(ckpt.latest(ckpt.checkpoint_dir(run_dir)))
-    arrays = {f"state/{k}": v for k, v in ckpt.load_flat(c, "state").items()}
-    arrays.update({f"buffer/{k}": v for k, v in ckpt.load_flat(c, "buffer").items()})
-    return arrays
 
 
 def _assert_identical(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
@@ -451,11 +439,6 @@ def test_run_log_truncates_on_resume_and_writes_tensorboard(tmp_path):
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
     assert [e.step for e in events.Scalars("eval/eval_return_mean")] == [250]
-
-
-class _Terminal(io.StringIO):
-    def isatty(self):
-        return True
 
 
 def test_progress_bar_only_on_a_terminal_and_not_when_quiet():

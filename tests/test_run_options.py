@@ -7,11 +7,11 @@ the options ask for; a missing extra or a missing run directory is refused befor
 
 from __future__ import annotations
 
-import io
 import json
 import sys
 
 import pytest
+from helpers import Terminal as _Terminal
 
 import ddpg_jax
 from ddpg_jax.checkpoints.format import checkpoint_dir, list_checkpoints
@@ -22,11 +22,6 @@ from ddpg_jax.records.writers import MissingExtraError, read_jsonl
 CONFIG = ddpg_jax.DDPGConfig(total_steps=600, warmup_steps=100, batch_size=32,
                              hidden_sizes=(8,), eval_every=200, eval_episodes=1,
                              buffer_size=700)
-
-
-class _Terminal(io.StringIO):
-    def isatty(self):
-        return True
 
 
 def _checkpoints(run_dir) -> dict[int, dict]:

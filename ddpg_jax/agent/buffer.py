@@ -185,14 +185,22 @@ def gather(state: BufferState, rows: Array) -> Any:
     return jax.tree.map(lambda x: x.reshape(rows.shape + x.shape[1:]), items)
 
 
+def sample_rows(state: BufferState, key: PRNGKey, batch_size: int, num_batches: int) -> Array:
+    """The rows :func:`sample_batches` gathers: int32 ``[num_batches, batch_size]``.
+
+    Uniform, with replacement, over the rows written (one draw for all batches).
+    """
+    rows = jax.random.randint(key, (batch_size * num_batches,), 0, jnp.maximum(state.size, 1))
+    return rows.reshape(num_batches, batch_size)
+
+
 def sample_batches(state: BufferState, key: PRNGKey, batch_size: int, num_batches: int) -> Any:
     """``num_batches`` independent batches at once, each leaf ``[num_batches, batch_size, ...]``.
 
     Meant for a ``lax.scan`` over gradient steps: one gather draws every
     batch, and the loop body then never touches the buffer.
     """
-    flat = sample(state, key, batch_size * num_batches)
-    return jax.tree.map(lambda x: x.reshape((num_batches, batch_size) + x.shape[1:]), flat)
+    return gather(state, sample_rows(state, key, batch_size, num_batches))
 
 
 def can_sample(state: BufferState, batch_size: int) -> Array:

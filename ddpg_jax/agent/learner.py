@@ -74,11 +74,22 @@ class Learner(NamedTuple):
         included), one batch each, when any env's episode ends, and none otherwise;
         restarts the noise of finished episodes (and redraws their noise
         scales, with ``noise_scale_max > 0``) and records the first non-finite value.
+        No key is used twice: ``key`` goes to sampling alone, or is split once
+        into a sampling key and a scales key (see ``sample_rows``).
         ``sums`` holds the sum over those steps of each metric in
         :data:`~ddpg_jax.agent.state.METRIC_NAMES` and the counts in :data:`COUNT_NAMES`.
       policy: ``(train_state, obs) -> action``: deterministic, normalised inside.
       evaluate: ``(train_state, key, env, env_params, episodes) -> returns[episodes]``.
       random_action: ``(key, num_envs) -> action``: uniform in the bounds (warm-up).
+      sample_rows: ``(agent, key, batches=updates_per_vector) -> rows [batches, batch_size]``:
+        the rows a draw with ``key`` starts its samples at (uniform over the rows written).
+        ``learn`` draws this way with its key, or with ``split(key)[0]`` when
+        ``noise_scale_max > 0`` (``split(key)[1]`` draws the scales); the
+        episode schedule's gradient step ``i`` draws one batch with ``fold_in(that key, i)``.
+      sample_at: ``(agent, rows) -> batch``: the samples that start at ``rows``
+        (n-step samples with ``n_step > 1``), leaves with ``rows``' shape in front.
+        ``learn`` trains on ``sample_at(agent, sample_rows(agent, key))``, its
+        vector step observed first.
       networks, noise, gradient_step: the pieces it is made of.
     """
 
@@ -89,6 +100,8 @@ class Learner(NamedTuple):
     policy: Callable[[TrainState, Array], Array]
     evaluate: Callable[..., Array]
     random_action: Callable[[PRNGKey, int], Array]
+    sample_rows: Callable[..., Array]
+    sample_at: Callable[[AgentState, Array], Transition | nstep.NStepTransition]
     networks: Networks
     noise: Noise
     gradient_step: GradientStep
@@ -164,12 +177,15 @@ def make_learner(
         row = nstep.make_row(row, jnp.zeros((), bool))
 
     def init(key: PRNGKey, hparams: HParams | None = None) -> AgentState:
-        ts = step.init(key, hparams)
         noise_state = noise.init(num_envs, action_dim)
-        if per_env_scales:
+        if per_env_scales:  # split only here, so runs with one scale keep their numbers
+            key, scales_key = jax.random.split(key)
+            ts = step.init(key, hparams)
             noise_state = noise_state._replace(
-                scale=draw_scales(jax.random.fold_in(key, 1), ts.hparams.noise_scale,
-                                  config.noise_scale_max, num_envs))
+                scale=draw_scales(scales_key, ts.hparams.noise_scale, config.noise_scale_max,
+                                  num_envs))
+        else:
+            ts = step.init(key, hparams)
         return AgentState(train_state=ts, buffer=rb.init(row, config.buffer_size),
                           noise_state=noise_state, nonfinite=no_nonfinite(),
                           owed=jnp.zeros((), jnp.int32) if episodic else None)
@@ -198,17 +214,24 @@ def make_learner(
             agent = agent._replace(owed=agent.owed + owed)
         return agent
 
+    def sample_rows(agent: AgentState, key: PRNGKey, batches: int = updates) -> Array:
+        return rb.sample_rows(agent.buffer, key, config.batch_size, batches)
+
+    def sample_at(agent: AgentState, rows: Array) -> Transition | nstep.NStepTransition:
+        if n_step > 1:
+            flat = nstep.returns_from(agent.buffer, rows.reshape(-1), n_step, num_envs,
+                                      agent.train_state.hparams.gamma)
+            return jax.tree.map(lambda x: x.reshape(rows.shape + x.shape[1:]), flat)
+        return rb.gather(agent.buffer, rows)
+
     def sample(agent: AgentState, key: PRNGKey, batches: int = updates
                ) -> Transition | nstep.NStepTransition:
-        if n_step > 1:
-            return nstep.sample_batches(agent.buffer, key, config.batch_size, batches, n_step,
-                                        num_envs, agent.train_state.hparams.gamma)
-        return rb.sample_batches(agent.buffer, key, config.batch_size, batches)
+        return sample_at(agent, sample_rows(agent, key, batches))
 
-    def restart_noise(agent: AgentState, done: Array, key: PRNGKey) -> NoiseState:
+    def restart_noise(agent: AgentState, done: Array, key: PRNGKey | None) -> NoiseState:
         noise_state = noise.reset(agent.noise_state, done)
         if per_env_scales:
-            fresh = draw_scales(jax.random.fold_in(key, 1), agent.train_state.hparams.noise_scale,
+            fresh = draw_scales(key, agent.train_state.hparams.noise_scale,
                                 config.noise_scale_max, num_envs)
             noise_state = noise_state._replace(scale=jnp.where(done, fresh, noise_state.scale))
         return noise_state
@@ -247,14 +270,21 @@ def make_learner(
     def learn(agent: AgentState, transition: Transition, done: Array, key: PRNGKey,
               env_steps: Array) -> tuple[AgentState, dict[str, Array]]:
         agent = observe(agent, transition, done)
+        # One key per consumer: sampling (the burst folds its step number into
+        # its key) and the noise scales. Split only when the scales need a key,
+        # so runs with one scale keep the numbers they had.
+        if per_env_scales:
+            sample_key, scales_key = jax.random.split(key)
+        else:
+            sample_key, scales_key = key, None
         if episodic:  # everything owed runs when an episode ends, nothing otherwise
             count = jnp.where(jnp.any(done), agent.owed, 0)
-            ts, metrics, sums = update_owed(agent, key, count)
+            ts, metrics, sums = update_owed(agent, sample_key, count)
             agent = agent._replace(owed=agent.owed - count)
         else:
-            ts, metrics, sums = update_per_step(agent, key)
+            ts, metrics, sums = update_per_step(agent, sample_key)
         agent = agent._replace(
-            train_state=ts, noise_state=restart_noise(agent, done, key),
+            train_state=ts, noise_state=restart_noise(agent, done, scales_key),
             nonfinite=guard_nonfinite(agent.nonfinite, env_steps, metrics, ts))
         return agent, sums
 
@@ -268,8 +298,8 @@ def make_learner(
     def random_action(key: PRNGKey, n: int) -> Array:
         return jax.random.uniform(key, (n, action_dim), jnp.float32, low, high)
 
-    return Learner(init, explore, observe, learn, policy, evaluate, random_action, networks,
-                   noise, step)
+    return Learner(init, explore, observe, learn, policy, evaluate, random_action, sample_rows,
+                   sample_at, networks, noise, step)
 
 
 def evaluate_episodes(act: Callable[[Array], Array], key: PRNGKey, env: Any, env_params: Any,

@@ -72,7 +72,7 @@ def sample_batches(buffer: rb.BufferState, key: PRNGKey, batch_size: int, num_ba
     Returns:
       n-step samples (see the module docstring).
     """
-    start = jax.random.randint(key, (batch_size * num_batches,), 0, jnp.maximum(buffer.size, 1))
+    start = rb.sample_rows(buffer, key, batch_size, num_batches).reshape(-1)
     sample = returns_from(buffer, start, n, stride, gamma)
     return jax.tree.map(lambda x: x.reshape((num_batches, batch_size) + x.shape[1:]), sample)
 

@@ -109,7 +109,9 @@ def _evaluate(session: Session, placement: RunPlacement, compiled: Compiled, sta
               env_steps: int) -> None:
     ev = placement.fetch(compiled.evaluate(state))
     updates = int(placement.fetch(state.agent.train_state.step)[0])
-    session.evaluation(env_steps, updates, ev["eval_returns"], ev["train_episode_return"])
+    # Each env's last return, as the chunk records get it: the records average
+    # the finished ones over envs and seeds together.
+    session.evaluation(env_steps, updates, ev["eval_returns"], placement.fetch(state.last_return))
 
 
 def _run(session: Session, schedule: Schedule, placement: RunPlacement, compiled: Compiled,

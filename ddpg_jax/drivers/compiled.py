@@ -84,8 +84,9 @@ class TrainOutput(NamedTuple):
       metrics: arrays with a leading axis over evaluation points:
         ``env_steps [E]``, ``eval_returns [E, eval_episodes]``,
         ``eval_return_mean [E]``, ``eval_return_std [E]``,
-        ``train_episode_return [E]`` (mean over envs of the last finished
-        episode), and the update metrics averaged over each chunk
+        ``train_episode_return [E]`` (the mean over envs of each env's last
+        finished training episode, envs without one left out: NaN before any
+        episode ends), and the update metrics averaged over each chunk
         (``critic_loss``, ``actor_loss``, ``q_mean``, ...).
     """
 
@@ -172,7 +173,7 @@ def make_loop(config: DDPGConfig, env: Environment, env_params: Any = None) -> L
                                    config.eval_episodes)
         return dict(eval_returns=returns, eval_return_mean=jnp.mean(returns),
                     eval_return_std=jnp.std(returns),
-                    train_episode_return=jnp.mean(loop.last_return))
+                    train_episode_return=jnp.nanmean(loop.last_return))
 
     # Every piece is traced at the config's matmul precision, wherever it is jitted.
     init, warmup, learn, evaluate = (with_matmul_precision(config, f)

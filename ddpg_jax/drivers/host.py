@@ -76,12 +76,13 @@ class HostState:
     obs: np.ndarray  # [num_envs, obs_dim]: the envs' current observations
     action: np.ndarray  # [num_envs, action_dim]: the next action (learn phase)
     running_return: list[float]  # per sub-env
-    recent_returns: list[float]  # the last finished training episodes (at most 10)
+    last_returns: list[float]  # per sub-env: return of its last finished episode (NaN before one)
     warm: list[tuple[Transition, np.ndarray]]  # warm-up transitions (and done) not yet added
 
     def to_json(self) -> dict[str, Any]:
         return {"env_steps": self.env_steps, "phase": self.phase, "warm_until": self.warm_until,
-                "running_return": self.running_return, "recent_returns": self.recent_returns}
+                "running_return": self.running_return,
+                "last_returns": [None if np.isnan(x) else x for x in self.last_returns]}
 
 
 class HostFns(NamedTuple):
@@ -198,10 +199,6 @@ class _Run:
         gym_state.copy_statistics(self.envs.envs[0], env, freeze=True)
 
 
-def _recent_return(host: HostState) -> float | None:
-    return float(np.mean(host.recent_returns)) if host.recent_returns else None
-
-
 def _env_step(run: _Run, host: HostState, carry: HostCarry,
               action: np.ndarray) -> tuple[Transition, np.ndarray]:
     """Steps the gymnasium envs; updates ``host`` in place and returns the transitions."""
@@ -221,7 +218,7 @@ def _env_step(run: _Run, host: HostState, carry: HostCarry,
     for i in range(n):
         host.running_return[i] += float(reward[i])
     for i in np.flatnonzero(done):
-        host.recent_returns = (host.recent_returns + [host.running_return[i]])[-10:]
+        host.last_returns[i] = host.running_return[i]
         host.running_return[i] = 0.0
     host.obs = np.asarray(next_obs, np.float32)
     host.env_steps += n
@@ -266,12 +263,12 @@ def _at_point(run: _Run, host: HostState, carry: HostCarry) -> HostCarry:
     sums = jax.device_get(carry.sums)
     carry = carry._replace(sums=zero_sums())
     updates = int(carry.agent.train_state.step)
-    run.session.chunk(host.env_steps, updates, sums, _recent_return(host))
+    run.session.chunk(host.env_steps, updates, sums, np.array(host.last_returns))
     if evaluate and not run.session.evaluated_at(host.env_steps):
         returns = evaluate_policy(run.fns.policy, carry.agent.train_state, run.factory,
                                   run.config.eval_episodes, run.config.seed + EVAL_SEED_OFFSET,
                                   prepare=run.eval_prepare)
-        run.session.evaluation(host.env_steps, updates, returns, _recent_return(host))
+        run.session.evaluation(host.env_steps, updates, returns, np.array(host.last_returns))
     if save and not run.session.saved_at(host.env_steps):
         carry = _save(run, host, carry)
     return carry
@@ -318,6 +315,16 @@ def _learn(run: _Run, host: HostState, carry: HostCarry) -> tuple[HostCarry, boo
     return carry, False
 
 
+def _last_returns(saved: dict[str, Any], num_envs: int) -> list[float]:
+    """Each sub-env's last finished return from a checkpoint's loop state (NaN where none).
+
+    Checkpoints written before this field (they kept the last 10 returns of
+    all envs together) give NaN: the figure restarts with the next episode ends.
+    """
+    values = saved.get("last_returns") or [None] * num_envs
+    return [np.nan if x is None else float(x) for x in values]
+
+
 def _restore(run: _Run, checkpoint: Checkpoint, host: HostState,
              carry: HostCarry) -> tuple[HostState, HostCarry]:
     """The loop's state from a checkpoint.
@@ -338,7 +345,8 @@ def _restore(run: _Run, checkpoint: Checkpoint, host: HostState,
         saved = meta["host"]
         host = HostState(int(saved["env_steps"]), saved["phase"], int(saved["warm_until"]),
                          np.array(loaded["obs"]), np.array(loaded["action"]),
-                         list(saved["running_return"]), list(saved["recent_returns"]), [])
+                         list(saved["running_return"]), _last_returns(saved, config.num_envs),
+                         [])
         run.rng.bit_generator.state = meta["rng_state"]
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint {checkpoint.path} has unreadable loop state "
@@ -417,7 +425,7 @@ def train_host(
     try:
         first_obs, _ = run.envs.reset(seed=config.seed)
         host = HostState(0, "warmup", schedule.warmup * n, np.asarray(first_obs, np.float32),
-                         np.zeros((n, action_dim), np.float32), [0.0] * n, [], [])
+                         np.zeros((n, action_dim), np.float32), [0.0] * n, [np.nan] * n, [])
         if checkpoint is not None:
             host, carry = _restore(run, checkpoint, host, carry)
         carry, stopped = _warmup(run, host, carry)
@@ -429,4 +437,4 @@ def train_host(
     summary = summarize(session, host.env_steps, int(ts.step), compile_time_s=0.0,
                         run_time_s=session.wall_time(), steps_done=host.env_steps)
     return TrainResult(ts, carry.agent.buffer, session.evaluations, summary, learner.networks,
-                       stopped, session.last_checkpoint)
+                       stopped, session.last_checkpoint, final_state=carry)

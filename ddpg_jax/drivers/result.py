@@ -32,8 +32,10 @@ class TrainResult:
       interrupted: True when ``should_stop`` ended the run early (a checkpoint
         was written first if there is a run directory).
       checkpoint: the last checkpoint written (or resumed from), if any.
-      final_state: the JAX driver's whole loop state (env states, keys, ...)
-        on the host; ``None`` for the gymnasium driver.
+      final_state: the driver's final state: the JAX driver's whole loop
+        state (env states, keys, ...) on the host; the gymnasium driver's
+        :class:`~ddpg_jax.drivers.host.HostCarry` (learner state with the
+        noise state, key, metric sums), as device arrays.
     """
 
     train_state: TrainState

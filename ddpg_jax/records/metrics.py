@@ -56,7 +56,17 @@ class MetricWindow:
 
 
 def train_return(last_returns: Any) -> float | None:
-    """Mean of the finite entries of the envs' last finished training episodes (``None`` if none)."""
+    """The records' ``train_episode_return_mean``, the same for both drivers.
+
+    Args:
+      last_returns: each env's return of its most recently finished training
+        episode (warm-up included), NaN for an env without one yet:
+        ``[num_envs]``, or ``[seeds, num_envs]`` with the JAX driver.
+
+    Returns:
+      The mean over the finished entries (envs and seeds together), or
+      ``None`` before any episode has ended.
+    """
     if last_returns is None:
         return None
     x = np.asarray(last_returns, np.float64).reshape(-1)

@@ -20,7 +20,7 @@ from flax import struct
 
 import ddpg_jax
 from ddpg_jax import DDPGConfig, Transition
-from ddpg_jax.agent.learner import make_learner
+from ddpg_jax.agent.learner import evaluate_episodes, make_learner
 from ddpg_jax.drivers.compiled import make_loop
 from ddpg_jax.envs import Box, Environment
 
@@ -234,6 +234,20 @@ def test_one_learn_call_never_uses_a_key_twice(key_spy, schedule, n_step, noise_
     keys = [k for _, k in seen]
     repeated = {k for k in keys if keys.count(k) > 1}
     assert not repeated, [s for s in seen if s[1] in repeated]
+
+
+def test_an_evaluation_never_uses_a_key_twice(key_spy):
+    # Pendulum's reset draws its start state; several episodes side by side, each with its
+    # reset key, and the step keys of the scan split from another.
+    env, params = ddpg_jax.envs.make("Pendulum-v1")
+    act = lambda obs: jnp.zeros((obs.shape[0], 1))  # noqa: E731
+    returns = evaluate_episodes(act, jax.random.PRNGKey(3), env, params, 3)
+    jax.effects_barrier()
+    assert returns.shape == (3,) and len(set(np.asarray(returns).tolist())) == 3
+    keys = [k for _, k in key_spy]
+    assert len(keys) >= 3  # the resets' draws at least, or the spy saw nothing
+    repeated = {k for k in keys if keys.count(k) > 1}
+    assert not repeated, [s for s in key_spy if s[1] in repeated]
 
 
 # --------------------------------------------------------------------------- scripted envs

@@ -311,7 +311,10 @@ def evaluate_episodes(act: Callable[[Array], Array], key: PRNGKey, env: Any, env
     """
     episode_len = int(np.asarray(env.max_steps(env_params)))
     v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key, episodes),
+    # One key for the resets and one for the steps: the resets' keys split from ``key``
+    # itself would include fold_in(key, 1), the steps' parent key, once episodes > 1.
+    reset_key, steps_key = jax.random.split(key)
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, episodes),
                                                          env_params)
 
     def body(carry, k):
@@ -323,6 +326,5 @@ def evaluate_episodes(act: Callable[[Array], Array], key: PRNGKey, env: Any, env
         return (obs, state, ret, running), None
 
     init = (obs, state, jnp.zeros(episodes, jnp.float32), jnp.ones(episodes, bool))
-    keys = jax.random.split(jax.random.fold_in(key, 1), episode_len)
-    (_, _, ret, _), _ = jax.lax.scan(body, init, keys)
+    (_, _, ret, _), _ = jax.lax.scan(body, init, jax.random.split(steps_key, episode_len))
     return ret

@@ -358,7 +358,7 @@ def _restore(run: _Run, checkpoint: Checkpoint, host: HostState,
     restored = gym_state.restore_envs(run.envs, meta.get("envs", []))
     message = gym_state.inexact_message(restored, f"checkpoint {checkpoint.path}")
     if message is not None:  # once per resume, for all sub-envs together
-        warnings.warn(message, gym_state.InexactResumeWarning, stacklevel=4)
+        warnings.warn(message, gym_state.InexactResumeWarning, stacklevel=5)
     redraw = False
     for i in np.flatnonzero(~np.asarray(restored.continued, bool)):
         o, _ = run.envs.envs[i].reset(seed=config.seed + 7919 * (checkpoint.step + 1) + int(i))

@@ -17,6 +17,8 @@ pg = pytest.importorskip(
     "mujoco_playground",
     reason="MuJoCo Playground is not installed (pip install 'ddpg-jax[playground]')")
 
+from side_by_side import reference_by_env, rollouts_over_seeds  # noqa: E402
+
 from ddpg_jax.envs import from_playground  # noqa: E402
 from ddpg_jax.envs.core import Environment  # noqa: E402
 
@@ -60,48 +62,6 @@ def _keys_and_actions(seed=0):
     return keys, jnp.asarray(acts)
 
 
-def _rollouts(step, env, params, starts, keys, actions):
-    """vmap over seeds of a scan over steps of a vmap over envs of ``step``."""
-
-    def one_seed(start_keys, step_keys, acts):
-        obs0, state = jax.vmap(env.reset, in_axes=(0, None))(start_keys, params)
-
-        def body(state, xs):
-            k, a = xs
-            obs, state, r, term, trunc, info = jax.vmap(step, in_axes=(0, 0, 0, None))(
-                k, state, a, params)
-            return state, dict(obs=obs, final=info["final_observation"], reward=r,
-                               terminated=term, truncated=trunc, time=state.time)
-
-        _, out = jax.lax.scan(body, state, (step_keys, acts))
-        return obs0, out
-
-    return jax.jit(jax.vmap(one_seed))(starts, keys, actions)
-
-
-def _reference(task, limit, starts, keys, actions, observe=lambda s: s.obs):
-    """The task's own functions, env by env, in plain Python (jitted reset and step)."""
-    reset, tstep = jax.jit(task.reset), jax.jit(task.step)
-    seeds, steps, envs = keys.shape[:3]
-    out = {n: np.zeros((seeds, steps, envs) + s) for n, s in
-           [("obs", observe(jax.eval_shape(task.reset, starts[0, 0])).shape),
-            ("final", observe(jax.eval_shape(task.reset, starts[0, 0])).shape),
-            ("reward", ()), ("terminated", ()), ("truncated", ()), ("time", ())]}
-    for s in range(seeds):
-        for e in range(envs):
-            state, time = reset(starts[s, e]), 0
-            for t in range(steps):
-                state, time = tstep(state, actions[s, t, e]), time + 1
-                term, trunc = bool(state.done > 0.5), time >= limit
-                out["final"][s, t, e] = observe(state)
-                out["reward"][s, t, e] = state.reward
-                out["terminated"][s, t, e], out["truncated"][s, t, e] = term, trunc
-                if term or trunc:
-                    state, time = reset(jax.random.split(keys[s, t, e])[1]), 0
-                out["obs"][s, t, e], out["time"][s, t, e] = observe(state), time
-    return out
-
-
 def _assert_same(out, ref, rtol=0.0, atol=0.0):
     for name in ("obs", "final", "reward", "terminated", "truncated", "time"):
         np.testing.assert_allclose(np.asarray(out[name], np.float64), ref[name], rtol=rtol,
@@ -113,8 +73,8 @@ def test_episodes_ending_at_different_times_match_the_tasks_own_functions():
     env, params = from_playground(task, obs_key=None, episode_length=3)
     starts = jax.random.split(jax.random.PRNGKey(7), SEEDS * ENVS).reshape(SEEDS, ENVS, 2)
     keys, acts = _keys_and_actions()
-    _, out = _rollouts(env.step, env, params, starts, keys, acts)
-    ref = _reference(task, 3, starts, keys, acts)
+    _, out = rollouts_over_seeds(env.step, env, params, starts, keys, acts)
+    ref = reference_by_env(task, 3, starts, keys, acts)
     # Lifetimes 1..4 against a time limit of 3: terminations and truncations, env by env.
     ended = ref["terminated"].astype(bool) | ref["truncated"].astype(bool)
     assert ref["terminated"].any() and ref["truncated"].any()
@@ -130,8 +90,8 @@ def test_same_numbers_as_the_always_computed_reset():
     starts = jax.random.split(jax.random.PRNGKey(1), SEEDS * ENVS).reshape(SEEDS, ENVS, 2)
     keys, acts = _keys_and_actions(1)
     always = lambda k, s, a, p: Environment.step(env, k, s, a, p)  # noqa: E731
-    _, new = _rollouts(env.step, env, params, starts, keys, acts)
-    _, old = _rollouts(always, env, params, starts, keys, acts)
+    _, new = rollouts_over_seeds(env.step, env, params, starts, keys, acts)
+    _, old = rollouts_over_seeds(always, env, params, starts, keys, acts)
     jax.tree.map(np.testing.assert_array_equal, new, old)
 
 
@@ -146,7 +106,7 @@ def test_reset_runs_only_on_steps_where_an_episode_of_the_batch_ended():
     env, params = from_playground(Counted(lives=(4, 6)), obs_key=None, episode_length=100)
     starts = jax.random.split(jax.random.PRNGKey(2), SEEDS * ENVS).reshape(SEEDS, ENVS, 2)
     keys, acts = _keys_and_actions(2)
-    _, out = jax.block_until_ready(_rollouts(env.step, env, params, starts, keys, acts))
+    _, out = jax.block_until_ready(rollouts_over_seeds(env.step, env, params, starts, keys, acts))
     jax.effects_barrier()
     ended = np.asarray(out["terminated"] | out["truncated"])
     steps_with_an_end = int(ended.any(axis=(0, 2)).sum())  # over all seeds and envs at once
@@ -185,23 +145,9 @@ def test_cartpole_parity_with_staggered_time_limits_over_seeds_and_envs(cartpole
     starts = jax.random.split(jax.random.PRNGKey(5), SEEDS * ENVS).reshape(SEEDS, ENVS, 2)
     keys, acts = _keys_and_actions(5)
     # Envs start 0..3 steps into their episodes, so their time limits fall on different steps.
-    offset = jnp.arange(ENVS, dtype=jnp.int32) % 4
-
-    def one_seed(start_keys, step_keys, a):
-        _, state = jax.vmap(env.reset, in_axes=(0, None))(start_keys, params)
-        state = state.replace(time=offset)
-
-        def body(state, xs):
-            k, a = xs
-            obs, state, r, term, trunc, info = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
-                k, state, a, params)
-            return state, dict(obs=obs, final=info["final_observation"], reward=r,
-                               terminated=term, truncated=trunc, time=state.time)
-
-        return jax.lax.scan(body, state, (step_keys, a))[1]
-
-    out = jax.jit(jax.vmap(one_seed))(starts, keys, acts)
-    ref = _reference_staggered(cartpole, 4, np.asarray(offset), starts, keys, acts)
+    offset = np.arange(ENVS) % 4
+    _, out = rollouts_over_seeds(env.step, env, params, starts, keys, acts, offset)
+    ref = reference_by_env(cartpole, 4, starts, keys, acts, offset)
     assert (ref["truncated"].any(axis=2) & ~ref["truncated"].all(axis=2)).all()
     # Two compiled programs (batched adapter, per-env reference): float32 rounding may
     # differ by a few ulps over 9 MJX steps of values of order 1.
@@ -210,22 +156,3 @@ def test_cartpole_parity_with_staggered_time_limits_over_seeds_and_envs(cartpole
     ended = ref["truncated"].astype(bool)
     fresh = np.asarray(out["obs"])[ended]
     assert len({tuple(np.round(o, 6)) for o in fresh}) == len(fresh)
-
-
-def _reference_staggered(task, limit, offset, starts, keys, actions):
-    reset, tstep = jax.jit(task.reset), jax.jit(task.step)
-    seeds, steps, envs = keys.shape[:3]
-    out = {n: np.zeros((seeds, steps, envs) + ((5,) if n in ("obs", "final") else ()))
-           for n in ("obs", "final", "reward", "terminated", "truncated", "time")}
-    for s in range(seeds):
-        for e in range(envs):
-            state, time = reset(starts[s, e]), int(offset[e])
-            for t in range(steps):
-                state, time = tstep(state, actions[s, t, e]), time + 1
-                out["final"][s, t, e], out["reward"][s, t, e] = state.obs, state.reward
-                out["terminated"][s, t, e] = bool(state.done > 0.5)
-                out["truncated"][s, t, e] = time >= limit
-                if out["terminated"][s, t, e] or out["truncated"][s, t, e]:
-                    state, time = reset(jax.random.split(keys[s, t, e])[1]), 0
-                out["obs"][s, t, e], out["time"][s, t, e] = state.obs, time
-    return out

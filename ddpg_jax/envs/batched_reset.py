@@ -46,53 +46,131 @@ __all__ = ["batched_reset_step"]
 StepFn = Callable[..., tuple[jax.Array, Any, jax.Array, jax.Array, jax.Array, StepInfo]]
 
 
-def _broadcast_unbatched(axis_size: int, in_batched: Any, args: tuple) -> tuple:
-    """Gives every leaf a leading axis of ``axis_size`` (copies where it was not batched)."""
-
-    def one(batched: bool, leaf: Any) -> Any:
-        return leaf if batched else jnp.broadcast_to(leaf, (axis_size,) + jnp.shape(leaf))
-
-    return tuple(jax.tree.map(one, b, a) for b, a in zip(in_batched, args))
+def _tree_ndims(tree: Any) -> Any:
+    return jax.tree.map(jnp.ndim, tree)
 
 
-def _all_batched(tree: Any) -> Any:
-    return jax.tree.map(lambda _: True, tree)
+def _select_fresh(done: jax.Array, fresh: Any, stepped: Any, base: Any) -> Any:
+    """``fresh`` where ``done``, leaf by leaf, for the leaves that have the env axes of ``done``.
+
+    ``base`` holds each leaf's ndim for one env. A leaf with fewer axes than
+    ``base + done.ndim`` is shared by the envs of the batch (MuJoCo Warp keeps
+    its contact pool and counters once for all worlds, say): it stays as the
+    step left it, as Playground's own auto-reset wrapper leaves it.
+    """
+
+    def one(f: Any, s: Any, b: int) -> Any:
+        if jnp.ndim(s) != b + jnp.ndim(done):
+            return s
+        return select_reset(done, f, s)
+
+    return jax.tree.map(one, fresh, stepped, base)
 
 
-def _batch_step_of(env: Environment) -> Callable[..., tuple]:
-    """The step of a whole env batch: every argument has the leading env axis."""
+def _vmap_over_env_axis(fn: Callable, states: Any, base: Any) -> Callable:
+    """``jax.vmap(fn)`` for ``fn(key, state, action, params)``, where the state leaves
+    without an env axis (one ndim more than ``base``) are passed whole to every env."""
+    leaves, treedef = jax.tree.flatten(states)
+    mapped = [jnp.ndim(x) == b + 1 for x, b in zip(leaves, jax.tree.leaves(base))]
+    shared = [x for x, m in zip(leaves, mapped) if not m]
 
-    def batch_step(keys: jax.Array, states: Any, actions: jax.Array, params: Any) -> tuple:
-        split = jax.vmap(jax.random.split)(keys)
-        key_step, key_reset = split[:, 0], split[:, 1]
-        obs, states_step, reward, terminated, truncated = jax.vmap(env.advance)(
-            key_step, states, actions, params)
+    def per_env(key: jax.Array, batched: list, action: jax.Array, params: Any) -> Any:
+        it_batched, it_shared = iter(batched), iter(shared)
+        state = treedef.unflatten([next(it_batched) if m else next(it_shared) for m in mapped])
+        return fn(key, state, action, params)
+
+    def call(keys: jax.Array, actions: jax.Array, params: Any) -> Any:
+        batched = [x for x, m in zip(leaves, mapped) if m]
+        return jax.vmap(per_env)(keys, batched, actions, params)
+
+    return call
+
+
+class _Parts:
+    """The pieces of one env's step, and the ndim of each of its leaves for one env."""
+
+    def __init__(self, env: Environment):
+        self.env = env
+        params = env.default_params
+        obs, state = jax.eval_shape(env.reset_env, jax.random.PRNGKey(0), params)
+        self.state_base = _tree_ndims(state)
+        self.base = (1, self.state_base)  # (obs, state)
+
+    def single(self, key: jax.Array, state: Any, action: jax.Array, params: Any) -> tuple:
+        """One env: the reset behind a ``cond`` on its own ``done``."""
+        key_step, key_reset = jax.random.split(key)
+        obs, stepped, reward, terminated, truncated = self.env.advance(
+            key_step, state, action, params)
         done = jnp.logical_or(terminated, truncated)
 
-        def reset_where_done(_: None) -> tuple[jax.Array, Any]:
-            fresh = jax.vmap(env.reset_env)(key_reset, params)
-            return select_reset(done, fresh, (obs, states_step))
+        def reset(_: None) -> tuple:
+            fresh = self.env.reset_env(key_reset, params)
+            return _select_fresh(done, fresh, (obs, stepped), self.base)
 
-        next_obs, next_states = jax.lax.cond(
-            jnp.any(done), reset_where_done, lambda _: (obs, states_step), None)
-        return next_obs, next_states, reward, terminated, truncated, {"final_observation": obs}
+        next_obs, next_state = jax.lax.cond(done, reset, lambda _: (obs, stepped), None)
+        return next_obs, next_state, reward, terminated, truncated, {"final_observation": obs}
 
-    return batch_step
+    def batch(self, keys: jax.Array, states: Any, actions: jax.Array, params: Any) -> tuple:
+        """A batch of envs (leading axis of ``keys``, ``actions``, ``params`` and the state
+        leaves that are not shared): one ``cond`` on whether any of them ended."""
+        split = jax.vmap(jax.random.split)(keys)
+        key_step, key_reset = split[:, 0], split[:, 1]
+        obs, stepped, reward, terminated, truncated = _vmap_over_env_axis(
+            self.env.advance, states, self.state_base)(key_step, actions, params)
+        done = jnp.logical_or(terminated, truncated)
+
+        def reset(_: None) -> tuple:
+            fresh = jax.vmap(self.env.reset_env)(key_reset, params)
+            return _select_fresh(done, fresh, (obs, stepped), self.base)
+
+        next_obs, next_state = jax.lax.cond(
+            jnp.any(done), reset, lambda _: (obs, stepped), None)
+        return next_obs, next_state, reward, terminated, truncated, {"final_observation": obs}
+
+    def out_batched(self, out: tuple, extra: int) -> Any:
+        """Which outputs carry the vmapped axis: all but the shared state leaves."""
+        flags = jax.tree.map(lambda _: True, out)
+        state_flags = jax.tree.map(lambda x, b: jnp.ndim(x) == b + extra, out[1],
+                                   self.state_base)
+        return (flags[0], state_flags, *flags[2:])
 
 
-def _folding(batch_step: Callable[..., tuple]) -> Callable[..., tuple]:
-    """``batch_step`` as a ``custom_vmap`` function that folds a vmapped axis into the env axis."""
-    folded = custom_vmap(batch_step)
+def _with_axis(leaf: Any, batched: bool, size: int) -> Any:
+    return leaf if batched else jnp.broadcast_to(leaf, (size,) + jnp.shape(leaf))
+
+
+def _folding(parts: _Parts) -> Callable[..., tuple]:
+    """``parts.batch`` as a ``custom_vmap`` function that folds a vmapped axis into the env axis."""
+    folded = custom_vmap(parts.batch)
 
     @folded.def_vmap
-    def rule(axis_size: int, in_batched: list, *args: Any) -> tuple[tuple, Any]:
-        args = _broadcast_unbatched(axis_size, in_batched, args)
-        envs = jnp.shape(jax.tree.leaves(args)[0])[1]
+    def rule(axis_size: int, in_batched: list, keys: Any, states: Any, actions: Any,
+             params: Any) -> tuple[tuple, Any]:
+        kb, sb, ab, pb = in_batched
+        envs = jnp.shape(actions)[-2]
+        fold = lambda x: x.reshape((axis_size * envs,) + x.shape[2:])  # noqa: E731
+
+        def fold_env_leaf(x: Any, batched: bool) -> Any:
+            return fold(_with_axis(x, batched, axis_size))
+
+        def fold_state_leaf(x: Any, batched: bool, base: int) -> Any:
+            has_env_axis = jnp.ndim(x) == base + 1 + int(batched)
+            if has_env_axis:
+                return fold(_with_axis(x, batched, axis_size))
+            if batched:  # one value per outer index, the same for its envs
+                x = jnp.broadcast_to(jnp.expand_dims(x, 1), (axis_size, envs) + x.shape[1:])
+                return fold(x)
+            return x  # shared by every env of every outer index
+
+        args = (jax.tree.map(fold_env_leaf, keys, kb),
+                jax.tree.map(fold_state_leaf, states, sb, parts.state_base),
+                jax.tree.map(fold_env_leaf, actions, ab),
+                jax.tree.map(fold_env_leaf, params, pb))
+        out = folded(*args)  # a further vmap around this one comes back to this rule
+        flags = parts.out_batched(out, 1)
         # Explicit sizes, no -1: some physics leaves have a dimension of size 0.
-        flat = jax.tree.map(lambda x: x.reshape((axis_size * envs,) + x.shape[2:]), args)
-        out = folded(*flat)  # a further vmap around this one comes back to this rule
-        out = jax.tree.map(lambda x: x.reshape((axis_size, envs) + x.shape[1:]), out)
-        return out, _all_batched(out)
+        unfold = lambda x, f: x.reshape((axis_size, envs) + x.shape[1:]) if f else x  # noqa: E731
+        return jax.tree.map(unfold, out, flags), flags
 
     return folded
 
@@ -113,16 +191,19 @@ def batched_reset_step(env: Environment) -> StepFn:
       ``step(key, state, action, params) -> (obs, state, reward, terminated,
       truncated, info)``, ``params`` required (not ``None``).
     """
-    batch_step = _folding(_batch_step_of(env))
-
-    @custom_vmap
-    def step(key: jax.Array, state: Any, action: jax.Array, params: Any) -> tuple:
-        one = jax.tree.map(lambda x: jnp.expand_dims(x, 0), (key, state, action, params))
-        return jax.tree.map(lambda x: x[0], batch_step(*one))
+    parts = _Parts(env)
+    batch_step = _folding(parts)
+    step = custom_vmap(parts.single)
 
     @step.def_vmap
-    def rule(axis_size: int, in_batched: list, *args: Any) -> tuple[tuple, Any]:
-        out = batch_step(*_broadcast_unbatched(axis_size, in_batched, args))
-        return out, _all_batched(out)
+    def rule(axis_size: int, in_batched: list, key: Any, state: Any, action: Any,
+             params: Any) -> tuple[tuple, Any]:
+        kb, sb, ab, pb = in_batched
+        key, action = jax.tree.map(lambda x, b: _with_axis(x, b, axis_size), (key, action),
+                                   (kb, ab))
+        params = jax.tree.map(lambda x, b: _with_axis(x, b, axis_size), params, pb)
+        # State leaves are passed as they come: unbatched ones are vmapped with in_axes None.
+        out = batch_step(key, state, action, params)
+        return out, parts.out_batched(out, 1)
 
     return step

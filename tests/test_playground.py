@@ -148,7 +148,7 @@ def test_missing_or_non_flat_obs_key_is_refused_with_the_keys():
     assert "'pixels', 'privileged_state', 'state'" in str(e.value)
     with pytest.raises(ValueError, match=r"'pixels' of shape \(4, 4, 1\).*flat"):
         from_playground(DictObsTask(), obs_key="pixels")
-    with pytest.raises(ValueError, match="config_overrides apply when building"):
+    with pytest.raises(ValueError, match="config_overrides and impl apply when building"):
         from_playground(DictObsTask(), config_overrides={"episode_length": 3})
 
 

@@ -29,6 +29,12 @@ batch of resets per episode length. Where episodes end at different times
 some env ended, no more than the always-computed reset did. Under a sharding
 of the seed axis over devices, the predicate is one reduction across devices
 per step.
+
+State leaves without the env axis (MuJoCo Warp keeps its contact pool and
+counters once for all the worlds of a batch) are passed whole to every env and
+left as the step left them when some envs reset, as Playground's own
+auto-reset wrapper does. A leaf is recognised by its number of axes against
+those of one env's state from ``reset_env``.
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ class _Parts:
     def __init__(self, env: Environment):
         self.env = env
         params = env.default_params
-        obs, state = jax.eval_shape(env.reset_env, jax.random.PRNGKey(0), params)
+        _, state = jax.eval_shape(env.reset_env, jax.random.PRNGKey(0), params)
         self.state_base = _tree_ndims(state)
         self.base = (1, self.state_base)  # (obs, state)
 

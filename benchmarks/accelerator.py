@@ -10,7 +10,7 @@ measured in this one process:
 1. **env**: environment steps/s of the task alone (uniform random actions, a
    ``lax.scan`` over the vmapped ``step``), at each ``num_envs``;
 2. **train**: one compiled learning chunk of the whole-loop driver (acting,
-   env steps, buffer adds, n-step sampling, ``updates_per_vector_step``
+   env steps, buffer adds, n-step sampling, ``updates_per_env_step * num_envs``
    gradient steps) at each ``(num_envs, batch_size)``: environment steps/s
    and gradient updates/s, the compile time of the chunk, and the ratio of
    training env steps/s to the env alone at the same ``num_envs``;
@@ -40,7 +40,8 @@ from benchmarks import _common as C
 
 # The CPU learning configuration of benchmarks.learning's playground suite (TD3 with 16
 # envs, 4 updates per vector step, 3-step returns and per-env noise scales in [0.1, 0.4]).
-CPU_LEARNING = dict(updates_per_vector_step=4, n_step=3, noise_scale=0.1, noise_scale_max=0.4,
+CPU_LEARNING = dict(updates_per_env_step=4 / 16, n_step=3, noise_scale=0.1,
+                    noise_scale_max=0.4,
                     weight_init="lecun_normal")
 
 # name -> sizes. "cpu" is the default on a CPU backend, "full" on an accelerator.
@@ -85,7 +86,8 @@ def case_config(num_envs: int, batch: int, hidden: tuple[int, ...], chunk: int, 
     warm_vec = -(-warmup // num_envs)
     rows = num_envs * (warm_vec + chunk + 1)
     total = num_envs * (warm_vec + chunk + 1)
-    fields = dict(num_envs=num_envs, batch_size=batch, hidden_sizes=hidden, warmup_steps=warmup,
+    fields = dict(num_envs=num_envs, updates_per_env_step=2 / num_envs, batch_size=batch,
+                  hidden_sizes=hidden, warmup_steps=warmup,
                   buffer_size=rows, total_steps=total, eval_every=0, eval_episodes=1)
     fields.update(extra)
     return preset("accelerator", **fields)

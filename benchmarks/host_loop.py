@@ -173,7 +173,7 @@ def main() -> None:
     rec.config({
         "env": ENV_ID, "num_envs": 1, "vector_env": "SyncVectorEnv, AutoresetMode.SAME_STEP",
         "hidden_sizes": [list(h) for h in configs], "batch_size": batch,
-        "warmup_steps": warmup, "buffer_size": args.buffer_size, "updates_per_step": 1,
+        "warmup_steps": warmup, "buffer_size": args.buffer_size, "updates_per_env_step": 1,
         "short_total_steps": short, "long_total_steps": long, "repeats": repeats,
         "lib_config": "DDPGConfig(total_steps, hidden_sizes, batch_size, warmup_steps, "
                       "eval_every=0, eval_episodes=1), other fields default",

@@ -60,7 +60,7 @@ SUITES: dict[str, dict[str, Any]] = {
                        threshold=800.0, eval_every=10_000, eval_episodes=4,
                        variants=[("td3", dict(num_envs=16, batch_size=256, buffer_size=160_000,
                                               warmup_steps=4096, hidden_sizes=(256, 256),
-                                              updates_per_vector_step=4, n_step=3,
+                                              updates_per_env_step=4 / 16, n_step=3,
                                               noise_scale=0.1, noise_scale_max=0.4,
                                               weight_init="lecun_normal"))]),
     # The TD3 paper's Table 1 compares DDPG (Lillicrap et al.'s settings: our "paper"

@@ -33,6 +33,20 @@ trees), taken within a round where a figure is repeated. Per tree:
   (``on_progress`` stamps at step ``warmup+1`` and ``T-1``: compile, warm-up and
   the final evaluation are excluded).
 
+* ``launch`` (first and second launch, trees with ``ddpg_jax.train``): the
+  same training program launched twice in fresh processes sharing one new,
+  empty persistent compilation cache folder (``DDPG_JAX_CACHE_DIR``): the
+  whole-loop driver (``ddpg_jax.train(DDPGConfig(total_steps=T, eval_every=0,
+  eval_episodes=1), "Pendulum-v1", backend="jax")``, the default networks)
+  and the gymnasium driver (the same config, launch to the first learning
+  step). jax's monitoring gives, per launch, the time spent tracing, lowering
+  to StableHLO and in XLA's compile or the cache's load, and the cache's hits
+  and misses; the driver reports its own compile time. ``--launches-only``
+  runs just this part (results in ``startup.launches.json``).
+
+Every other figure runs with ``DDPG_JAX_CACHE_DIR=off``: they are first-launch
+figures, as before the cache existed.
+
 Child processes read the same clock as the parent (``CLOCK_MONOTONIC``), so
 times "from launch" include interpreter start-up.
 """
@@ -191,6 +205,35 @@ elif mode == "td3":
     out["final_eval_return"] = result.summary["final_eval_return_mean"]
     out["warmup_steps"] = warm
 
+elif mode == "launch":
+    from jax import monitoring
+    counts, durations = {}, {}
+    monitoring.register_event_listener(
+        lambda name, **kw: counts.__setitem__(name, counts.get(name, 0) + 1))
+    monitoring.register_event_duration_secs_listener(
+        lambda name, secs, **kw: durations.__setitem__(name, durations.get(name, 0.0) + secs))
+    config = ddpg_jax.DDPGConfig(total_steps=arg["total_steps"], eval_every=0,
+                                 eval_episodes=1)
+    marks = {}
+
+    def on_progress(n):
+        if n > config.warmup_steps:
+            marks.setdefault("t_first_learning_step", now())
+
+    t = now()
+    result = ddpg_jax.train(config, "Pendulum-v1", backend=arg["backend"], log=None,
+                            on_progress=on_progress)
+    out["train_s"] = now() - t
+    out["t_train_called"] = t
+    out.update(marks)
+    out["driver_compile_s"] = result.summary.get("compile_time_s")
+    out["trace_s"] = durations.get("/jax/core/compile/jaxpr_trace_duration", 0.0)
+    out["lower_s"] = durations.get("/jax/core/compile/jaxpr_to_mlir_module_duration", 0.0)
+    out["xla_or_load_s"] = durations.get("/jax/core/compile/backend_compile_duration", 0.0)
+    for k in ("cache_hits", "cache_misses", "compile_requests_use_cache"):
+        out[k] = counts.get("/jax/compilation_cache/" + k, 0)
+    out["final_eval_return"] = result.summary["final_eval_return_mean"]
+
 else:
     raise SystemExit(f"unknown mode {mode}")
 print("RESULT " + json.dumps(out), flush=True)
@@ -235,10 +278,15 @@ def _git(path: Path) -> dict[str, Any]:
 
 
 def run_child(tree: Tree, mode: str, arg: dict[str, Any], *, pyc: bool = True,
-              cwd: str, timeout: float = 900.0) -> dict[str, Any]:
-    """One measurement in a fresh interpreter; times ``t_*`` become seconds from launch."""
+              cwd: str, timeout: float = 900.0, cache: str | None = None) -> dict[str, Any]:
+    """One measurement in a fresh interpreter; times ``t_*`` become seconds from launch.
+
+    ``cache``: the persistent compilation cache folder (``DDPG_JAX_CACHE_DIR``); none by
+    default.
+    """
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "PYTHONPYCACHEPREFIX", "JAX_COMPILATION_CACHE_DIR")}
+    env["DDPG_JAX_CACHE_DIR"] = cache or "off"
     # pyc=False: the tree itself, nothing written into it (sources compiled at import).
     env["PYTHONPATH"] = str(tree.copy if pyc else tree.path)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
@@ -268,9 +316,14 @@ def main() -> None:
                    help="rounds of the import, init and td3 measurements (default 3)")
     p.add_argument("--td3-steps", type=int, default=4_000,
                    help="total steps of the TD3 host-loop runs (1000 of them warm-up)")
+    p.add_argument("--launch-steps", type=int, default=1_100,
+                   help="total steps of the first/second launch runs (1000 of them warm-up)")
+    p.add_argument("--launches-only", action="store_true",
+                   help="measure only the first and second launch with the compilation cache")
     args = p.parse_args()
     if args.out is None:
-        args.out = C.RESULTS_DIR / ("startup.quick.json" if args.quick else "startup.json")
+        name = "startup.launches" if args.launches_only else "startup"
+        args.out = C.RESULTS_DIR / (f"{name}.quick.json" if args.quick else f"{name}.json")
     repeats = 1 if args.quick else args.repeats
     evals = [5_000] if args.quick else [5_000, 1_000, 500]
     td3_steps = 1_500 if args.quick else args.td3_steps
@@ -303,7 +356,10 @@ def main() -> None:
             "child": "fresh `python -c` per measurement, cwd an empty temp dir, "
                      "PYTHONPATH = the tree's package (a copy with compiled *.pyc, or the tree "
                      "itself for import_nopyc), PYTHONDONTWRITEBYTECODE=1, no JAX "
-                     "compilation cache",
+                     "compilation cache (DDPG_JAX_CACHE_DIR=off) except in the launch figures",
+            "launch": f"DDPGConfig(total_steps={args.launch_steps}, eval_every=0, "
+                      "eval_episodes=1) on Pendulum-v1 through ddpg_jax.train, jax and "
+                      "gymnasium backends, launched twice with one new DDPG_JAX_CACHE_DIR",
         })
         cwd = str(workdir)
 
@@ -324,6 +380,12 @@ def main() -> None:
             for pyc in (True, False):
                 run_child(tree, "import", {}, pyc=pyc, cwd=cwd)
         raw: dict[str, Any] = {}
+        launch_trees = [t for t in trees
+                        if (t.path / "ddpg_jax" / "drivers" / "compile_cache.py").is_file()]
+        print("-- first and second launch with the compilation cache", flush=True)
+        raw["launch"] = launches(launch_trees, repeats, args.launch_steps, workdir)
+        if args.launches_only:
+            return _finish_launches(rec, raw, launch_trees)
         print("-- import (bytecode cached, then sources compiled)", flush=True)
         raw["import"] = rounds("import", "import", {}, repeats)
         raw["import_nopyc"] = rounds("import_nopyc", "import", {}, repeats, pyc=False)
@@ -344,7 +406,11 @@ def main() -> None:
     print()
     C.print_table(figures["table"], ["figure", *names,
                                      *(f"{n}/{names[0]}" for n in names[1:])])
-    rec.finish({**figures, "raw": raw}, [], notes=[
+    launch = summarise_launches(raw["launch"], [t.name for t in launch_trees])
+    print()
+    C.print_table(launch["table"], ["figure", "tree", "1st launch", "2nd launch", "2nd/1st"])
+    rec.finish({**figures, "launch": launch, "raw": raw}, launch["goals"], notes=[
+        *LAUNCH_NOTES[:2],
         "one process per figure, trees interleaved with the order rotated each round; "
         "repeated figures are medians, their ratios medians of per-round ratios",
         "the old tree's `import ddpg_jax` does not load its training loops "
@@ -356,6 +422,95 @@ def main() -> None:
         "figures from launch include interpreter start-up; the machine is shared, so only "
         "ratios from the same run are meaningful",
     ])
+
+
+LAUNCH_NOTES = [
+    "first and second launch: two fresh processes in a row sharing one new, empty "
+    "DDPG_JAX_CACHE_DIR per tree, driver and round; the second loads every program from the "
+    "cache (cache_hits = the first launch's cache_misses)",
+    "driver compile (the whole-loop driver's compile_time_s) = tracing + lowering + XLA "
+    "compile or cache load of its four programs; only the XLA part is cached, tracing and "
+    "lowering run in Python at every launch",
+    "figures from launch include interpreter start-up; the machine is shared, so only "
+    "ratios from the same run are meaningful",
+]
+
+
+def launches(trees: list[Tree], repeats: int, total_steps: int,
+             workdir: Path) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """``{driver: {tree: [{"first": ..., "second": ...} per round]}}``."""
+    res: dict[str, dict[str, list[dict[str, Any]]]] = {
+        b: {t.name: [] for t in trees} for b in ("jax", "gymnasium")}
+    for r in range(repeats):
+        for backend in ("jax", "gymnasium"):
+            k = r % max(len(trees), 1)
+            for tree in trees[k:] + trees[:k]:
+                folder = workdir / f"cache-{tree.name}-{backend}-{r}"
+                arg = {"backend": backend, "total_steps": total_steps}
+                pair = {which: run_child(tree, "launch", arg, cwd=str(workdir),
+                                         cache=str(folder))
+                        for which in ("first", "second")}
+                pair["cache_files"] = sum(1 for f in folder.rglob("*") if f.is_file())
+                res[backend][tree.name].append(pair)
+                print(f"  launch round {r + 1}/{repeats} {backend} {tree.name}: driver compile "
+                      f"{_launch_brief(pair['first'])} then {_launch_brief(pair['second'])}",
+                      flush=True)
+    return res
+
+
+def _launch_brief(r: dict[str, Any]) -> str:
+    compile_s = r["driver_compile_s"]
+    head = f"{compile_s:.2f}s, " if compile_s is not None else ""
+    return (f"{head}XLA/load {r['xla_or_load_s']:.2f}s, trace+lower "
+            f"{r['trace_s'] + r['lower_s']:.2f}s, hits {r['cache_hits']} misses "
+            f"{r['cache_misses']}")
+
+
+def summarise_launches(raw: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    stats: dict[str, Any] = {}
+    goals: list[dict[str, Any]] = []
+    figures = [
+        ("jax", "whole-loop driver: driver compile, s", lambda r: r["driver_compile_s"]),
+        ("jax", "  XLA compile or cache load, s", lambda r: r["xla_or_load_s"]),
+        ("jax", "  tracing + lowering, s", lambda r: r["trace_s"] + r["lower_s"]),
+        ("jax", "  launch to result, s", lambda r: r["from_launch_train_called_s"]
+         + r["train_s"]),
+        ("gymnasium", "gymnasium driver: launch to first learning step, s",
+         lambda r: r["from_launch_first_learning_step_s"]),
+        ("gymnasium", "  XLA compile or cache load, s", lambda r: r["xla_or_load_s"]),
+        ("gymnasium", "  tracing + lowering, s", lambda r: r["trace_s"] + r["lower_s"]),
+    ]
+    for name in names:
+        for backend, label, f in figures:
+            pairs = raw[backend][name]
+            first = [f(p["first"]) for p in pairs]
+            second = [f(p["second"]) for p in pairs]
+            key = f"{name}/{backend}/{label.strip()}"
+            stats[key] = {"first": C.spread(first), "second": C.spread(second),
+                          "second/first": C.per_round_ratio(second, first)}
+            rows.append({"figure": label, "tree": name,
+                         "1st launch": stats[key]["first"]["median"],
+                         "2nd launch": stats[key]["second"]["median"],
+                         "2nd/1st": stats[key]["second/first"]["median"]})
+        pairs = raw["jax"][name]
+        goals.append(C.goal(
+            f"{name}: second launch, XLA compile or cache load of the whole-loop programs <= "
+            "1.5 s", C.median([p["second"]["xla_or_load_s"] for p in pairs]), 1.5,
+            higher_is_better=False))
+        goals.append(C.goal(
+            f"{name}: second launch, whole-loop driver compile (tracing and lowering included) "
+            "<= 1.5 s", C.median([p["second"]["driver_compile_s"] for p in pairs]), 1.5,
+            higher_is_better=False,
+            limited_by="tracing and lowering in Python, which no compilation cache removes"))
+    return {"table": rows, "stats": stats, "goals": goals}
+
+
+def _finish_launches(rec: C.Recorder, raw: dict[str, Any], trees: list[Tree]) -> None:
+    launch = summarise_launches(raw["launch"], [t.name for t in trees])
+    print()
+    C.print_table(launch["table"], ["figure", "tree", "1st launch", "2nd launch", "2nd/1st"])
+    rec.finish({"launch": launch, "raw": raw}, launch["goals"], notes=LAUNCH_NOTES)
 
 
 def _brief(mode: str, r: dict[str, Any]) -> str:

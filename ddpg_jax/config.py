@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import fractions
 import json
 import math
+import warnings
 from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
@@ -30,6 +32,9 @@ NOISE_KINDS = ("gaussian", "ou")
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "silu", "leaky_relu")
 WEIGHT_INITS = ("lecun_normal", "fan_in_uniform")
 UPDATE_SCHEDULES = ("step", "episode")
+#: jax's names of matmul precisions (``jax.default_matmul_precision``): "default" keeps jax's
+#: own setting; "bfloat16" = "default", "tensorfloat32" = "high", "float32" = "highest".
+MATMUL_PRECISIONS = ("default", "high", "highest", "bfloat16", "tensorfloat32", "float32")
 GROUPS = ("network", "algorithm", "exploration", "loop", "evaluation")
 
 
@@ -84,12 +89,10 @@ class DDPGConfig:
     buffer_size: int = setting(1_000_000, "algorithm", "replay capacity in transitions",
                                _POSITIVE_INT)
     batch_size: int = setting(256, "algorithm", "transitions per gradient step", _POSITIVE_INT)
-    updates_per_step: int = setting(1, "algorithm", "gradient steps per environment step",
-                                    _POSITIVE_INT)
-    updates_per_vector_step: int = setting(
-        0, "algorithm", "gradient steps per vector step, whatever num_envs is (0: num_envs * "
-        "updates_per_step); many parallel envs are trained with a few, e.g. 1024 envs and 2",
-        _NONNEG_INT)
+    updates_per_env_step: float = setting(
+        1.0, "algorithm", "gradient steps per environment step, counted over all parallel "
+        "envs; with num_envs > 1 a fraction gives a few per vector step (1024 envs and "
+        "2 per vector step: 2/1024). Times num_envs it must be a whole number", _POSITIVE)
     update_schedule: str = setting(
         "step", "algorithm", "when the gradient steps run: step (after every vector step of "
         "the learning phase) or episode (the TD3 authors' loop: the same number per env step, "
@@ -131,6 +134,12 @@ class DDPGConfig:
     num_critics: int = setting(
         1, "network", "critics trained on the same target, which takes their minimum (1: DDPG, "
         "2: TD3's clipped double Q)", _POSITIVE_INT)
+    matmul_precision: str = setting(
+        "default", "network", "precision of float32 matrix products in the compiled programs: "
+        "default keeps jax's (on a GPU that is TF32, whose drift from highest after 20 TD3 "
+        "updates at batch 256 was 0.56% of the actor's parameters, relative norm, on an "
+        "H200); highest for full float32 products, to compare runs across machines",
+        _choice(MATMUL_PRECISIONS))
     # ---------------------------------------------------------------- algorithm (TD3)
     policy_delay: int = setting(
         1, "algorithm", "critic updates per actor and target update (1: DDPG, 2: TD3)",
@@ -169,6 +178,18 @@ class DDPGConfig:
         5_000, "evaluation", "environment steps between deterministic evaluations, counted from "
         "the start of the run, after the warm-up (0: only at the end)", _NONNEG_INT)
     eval_episodes: int = setting(10, "evaluation", "episodes per evaluation", _POSITIVE_INT)
+    # ---------------------------------------------------------------- renamed
+    # Earlier spellings of updates_per_env_step, accepted from Python, config files,
+    # checkpoints and the command line, and translated with a one-line notice.
+    updates_per_step: dataclasses.InitVar[int | None] = None
+    updates_per_vector_step: dataclasses.InitVar[int | None] = None
+
+    def __post_init__(self, updates_per_step: int | None,
+                      updates_per_vector_step: int | None) -> None:
+        if updates_per_step is None and updates_per_vector_step is None:
+            return
+        value = _translate_update_counts(self, updates_per_step, updates_per_vector_step)
+        object.__setattr__(self, "updates_per_env_step", value)
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> "DDPGConfig":
@@ -196,11 +217,13 @@ class DDPGConfig:
             raise ConfigError(
                 f"critic_action_layer = {self.critic_action_layer!r} is out of range; accepted: "
                 f"an integer in [0, {len(self.hidden_sizes) - 1}] (a hidden layer index).")
-        if self.updates_per_vector_step > 0 and self.updates_per_step != 1:
+        per_vector = self.updates_per_env_step * self.num_envs
+        if per_vector < 1 - 1e-9 or abs(per_vector - round(per_vector)) > 1e-9 * per_vector:
             raise ConfigError(
-                f"updates_per_vector_step {self.updates_per_vector_step} and updates_per_step "
-                f"{self.updates_per_step} both set the number of gradient steps; accepted: one "
-                "of them (updates_per_step = 1 when updates_per_vector_step > 0).")
+                f"updates_per_env_step {self.updates_per_env_step!r} with num_envs "
+                f"{self.num_envs} is {per_vector:.6g} gradient steps per vector step; accepted: "
+                f"a whole number k >= 1 of them, that is updates_per_env_step = k/"
+                f"{self.num_envs} (e.g. {1 / self.num_envs!r} for one per vector step).")
         if 0 < self.noise_scale_max < self.noise_scale:
             raise ConfigError(
                 f"noise_scale_max {self.noise_scale_max} < noise_scale {self.noise_scale}: the "
@@ -243,6 +266,9 @@ class DDPGConfig:
     def replace(self, **changes: Any) -> "DDPGConfig":
         """Returns a copy with ``changes`` applied (unknown names are refused)."""
         _check_names(changes)
+        if any(n in changes for n in RENAMED_FIELDS) and "updates_per_env_step" not in changes:
+            # An earlier spelling replaces the count: translated from the default.
+            changes = {**changes, "updates_per_env_step": 1.0}
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -281,9 +307,8 @@ class DDPGConfig:
 
     @property
     def updates_per_vector(self) -> int:
-        """Gradient steps per vector step: ``updates_per_vector_step``, or ``num_envs *
-        updates_per_step`` when that is 0."""
-        return self.updates_per_vector_step or self.num_envs * self.updates_per_step
+        """Gradient steps per vector step: ``updates_per_env_step * num_envs`` (a whole number)."""
+        return int(round(self.updates_per_env_step * self.num_envs))
 
     @property
     def warmup_vector_steps(self) -> int:
@@ -328,6 +353,9 @@ _FIELD_TYPES: dict[str, type] = {
     for f in _FIELDS
 }
 FIELD_NAMES = tuple(_FIELD_TYPES)
+#: Earlier field names still accepted (and translated with a notice): old name -> new name.
+RENAMED_FIELDS = {"updates_per_step": "updates_per_env_step",
+                  "updates_per_vector_step": "updates_per_env_step"}
 #: Fields that are copied into ``TrainState.hparams`` and may differ across a vmapped batch.
 TRACED_FIELDS = tuple(f.name for f in _FIELDS if f.metadata["traced"])
 FIELDS_BY_GROUP: dict[str, tuple[str, ...]] = {
@@ -337,14 +365,53 @@ FIELDS_BY_GROUP: dict[str, tuple[str, ...]] = {
 def describe(name: str) -> dict[str, Any]:
     """One field's declaration: ``group``, ``doc``, ``default``, ``accepted``, ``traced``."""
     _check_names({name: None})
+    if name in RENAMED_FIELDS:
+        raise ConfigError(f"{name} is now {RENAMED_FIELDS[name]}; accepted: the config fields "
+                          f"{', '.join(FIELD_NAMES)}.")
     f = next(f for f in _FIELDS if f.name == name)
     return {"group": f.metadata["group"], "doc": f.metadata["doc"], "default": f.default,
             "accepted": f.metadata["accepted"], "traced": f.metadata["traced"]}
 
 
+def _translate_update_counts(config: "DDPGConfig", per_step: int | None,
+                             per_vector_step: int | None) -> float:
+    """``updates_per_env_step`` from the earlier ``updates_per_step`` /
+    ``updates_per_vector_step`` (0 meaning unset), with a one-line notice.
+
+    Raises:
+      ConfigError: when both are set, or either is given with ``updates_per_env_step``.
+    """
+    given = {n: v for n, v in (("updates_per_step", per_step),
+                               ("updates_per_vector_step", per_vector_step)) if v is not None}
+    for name, value in given.items():
+        _check_type(name, value, int)
+    if per_vector_step and per_step not in (None, 1):
+        raise ConfigError(
+            f"updates_per_vector_step {per_vector_step} and updates_per_step {per_step} both "
+            "set the number of gradient steps; accepted: updates_per_env_step alone (gradient "
+            "steps per env step, e.g. updates_per_vector_step / num_envs).")
+    if config.updates_per_env_step != 1.0:
+        raise ConfigError(
+            f"{' and '.join(given)} given with updates_per_env_step "
+            f"{config.updates_per_env_step!r}; accepted: updates_per_env_step alone (the "
+            "others are its earlier spellings).")
+    if per_vector_step:
+        value, was = per_vector_step / config.num_envs, f"updates_per_vector_step={per_vector_step}"
+        new = f"{per_vector_step}/{config.num_envs}" if config.num_envs > 1 else f"{value!r}"
+    elif per_step is not None and per_step > 0:
+        value, was, new = float(per_step), f"updates_per_step={per_step}", f"{float(per_step)!r}"
+    else:
+        raise ConfigError(
+            f"{', '.join(f'{n}={v!r}' for n, v in given.items())} sets no gradient steps; "
+            "accepted: updates_per_env_step, a number > 0 (gradient steps per env step).")
+    warnings.warn(f"{was} is now written updates_per_env_step={new} (gradient steps per env "
+                  "step, over all envs); translated.", FutureWarning, stacklevel=5)
+    return value
+
+
 def _check_names(d: Mapping[str, Any]) -> None:
     for name in d:
-        if name not in _FIELD_TYPES:
+        if name not in _FIELD_TYPES and name not in RENAMED_FIELDS:
             close = difflib.get_close_matches(name, FIELD_NAMES, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(
@@ -384,7 +451,7 @@ def field_type(name: str) -> type:
       ConfigError: for an unknown field.
     """
     _check_names({name: None})
-    return _FIELD_TYPES[name]
+    return int if name in RENAMED_FIELDS else _FIELD_TYPES[name]
 
 
 def check_field(name: str, value: Any) -> None:
@@ -395,6 +462,11 @@ def check_field(name: str, value: Any) -> None:
       ConfigError: for an unknown field, or a value of the wrong type or out of range.
     """
     _check_type(name, value, field_type(name))
+    if name in RENAMED_FIELDS:
+        if not _NONNEG_INT[0](value):
+            raise ConfigError(f"{name} = {value!r} is out of range; accepted: "
+                              f"{_NONNEG_INT[1]}.")
+        return
     f = DDPGConfig.__dataclass_fields__[name]
     if not f.metadata["check"](value):
         raise ConfigError(f"{name} = {value!r} is out of range; accepted: "
@@ -407,8 +479,7 @@ def parse_field(name: str, text: str) -> Any:
     Raises:
       ConfigError: for unknown fields or text that is not of the field's type.
     """
-    _check_names({name: None})
-    kind = _FIELD_TYPES[name]
+    kind = field_type(name)
     try:
         if kind is int:
             value = float(text) if any(c in text for c in ".eE") else int(text)
@@ -418,7 +489,7 @@ def parse_field(name: str, text: str) -> Any:
                 value = int(value)
             return value
         if kind is float:
-            return float(text)
+            return float(fractions.Fraction(text.strip())) if "/" in text else float(text)
         if kind is bool:
             lowered = text.strip().lower()
             if lowered in ("true", "1", "yes", "on"):
@@ -430,8 +501,8 @@ def parse_field(name: str, text: str) -> Any:
         if kind is tuple:
             return tuple(int(v) for v in text.replace(" ", "").split(",") if v)
         return text
-    except ValueError:
-        accepted = {int: "an integer", float: "a number", bool: "true | false",
+    except (ValueError, ZeroDivisionError):
+        accepted = {int: "an integer", float: "a number or a fraction a/b", bool: "true | false",
                     tuple: "comma-separated integers, e.g. 256,256"}[kind]
         raise ConfigError(f"{name} = {text!r} cannot be read; accepted: {accepted}.") from None
 
@@ -495,7 +566,7 @@ PRESETS["td3"] = PRESETS["ourddpg"].replace(
 # total), so that dozens of vmapped seeds fit in one GPU's memory. The warm-up is one
 # batch (32 vector steps) of random actions.
 PRESETS["accelerator"] = PRESETS["td3"].replace(
-    num_envs=1024, updates_per_vector_step=2, batch_size=32768, buffer_size=1024 * 1024,
+    num_envs=1024, updates_per_env_step=2 / 1024, batch_size=32768, buffer_size=1024 * 1024,
     n_step=3, noise_scale=0.1, noise_scale_max=0.4, target_noise=0.1, target_noise_clip=0.5,
     actor_lr=3e-4, critic_lr=3e-4, tau=0.1, gamma=0.97, obs_norm=True,
     hidden_sizes=(1024, 512, 256), weight_init="lecun_normal", warmup_steps=32768,

@@ -1,7 +1,14 @@
 """Fixtures shared by several test modules."""
 
+import os
+
 import jax
 import pytest
+
+# ddpg_jax.train turns jax's persistent compilation cache on, in a per-user folder, unless
+# DDPG_JAX_CACHE_DIR says "off". The suite keeps it off, so that its runs neither read nor
+# fill that folder; tests/test_compile_cache.py sets the cache up explicitly.
+os.environ.setdefault("DDPG_JAX_CACHE_DIR", "off")
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -103,7 +104,11 @@ BAD_INPUTS = {
                               ["noise_scale_max 0.05", "noise_scale 0.1"]),
     "two_update_counts": (["train", *PENDULUM_OK, "--updates-per-vector-step", "2",
                            "--updates-per-step", "2"], ["updates_per_vector_step 2",
-                                                        "updates_per_step"]),
+                                                        "updates_per_step",
+                                                        "updates_per_env_step alone"]),
+    "update_count_not_whole": (["train", *PENDULUM_OK, "--num-envs", "4",
+                                "--updates-per-env-step", "1/8"],
+                               ["updates_per_env_step 0.125", "num_envs 4", "k/4"]),
 }
 
 
@@ -242,8 +247,9 @@ def test_subprocess_help(tmp_path):
 def test_train_help_lists_the_config_flags(capsys):
     code, out, _ = _run(capsys, ["train", "--help"])
     assert code == 0
-    for name in DDPGConfig.__dataclass_fields__:
-        assert "--" + name.replace("_", "-") in out, name
+    for field in dataclasses.fields(DDPGConfig):
+        assert "--" + field.name.replace("_", "-") in out, field.name
+    assert "--updates-per-step" not in out  # an earlier spelling, accepted but not shown
     for flag in ("--env", "--preset", "--out", "--quiet"):
         assert flag in out, flag
 
@@ -312,3 +318,24 @@ def test_short_training_run(tmp_path, monkeypatch, capsys):
     assert code == 2
     _assert_one_error_paragraph(err)
     assert {str(p): p.read_bytes() for p in out_dir.rglob("*") if p.is_file()} == before
+
+
+def test_earlier_update_count_flags_and_file_keys_are_translated(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    small = ["--total-steps", "60", "--warmup-steps", "40", "--batch-size", "8",
+             "--hidden-sizes", "8", "--eval-every", "0", "--eval-episodes", "1", "--quiet"]
+    code, _, err = _run(capsys, ["train", *PENDULUM_OK, *small, "--num-envs", "4",
+                                 "--updates-per-vector-step", "2", "--out", "flag"])
+    assert code == 0, err
+    notes = [line for line in err.splitlines() if line.startswith("ddpg-jax: note:")]
+    assert notes == ["ddpg-jax: note: updates_per_vector_step=2 is now written "
+                     "updates_per_env_step=2/4 (gradient steps per env step, over all envs); "
+                     "translated."], err
+    saved = json.loads((tmp_path / "flag" / "config.json").read_text())["config"]
+    assert saved["updates_per_env_step"] == 0.5 and "updates_per_vector_step" not in saved
+    (tmp_path / "old.yaml").write_text("num_envs: 2\nupdates_per_step: 3\n")
+    code, _, err = _run(capsys, ["train", *PENDULUM_OK, *small, "--config", "old.yaml",
+                                 "--out", "file"])
+    assert code == 0, err
+    saved = json.loads((tmp_path / "file" / "config.json").read_text())["config"]
+    assert saved["updates_per_env_step"] == 3.0 and saved["num_envs"] == 2

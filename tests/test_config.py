@@ -326,3 +326,48 @@ def test_parsed_nan_and_inf_are_refused_by_validate():
             value = parse_field(field, text)
             with pytest.raises(ConfigError, match=field):
                 DDPGConfig().replace(**{field: value}).validate()
+
+
+# --------------------------------------------------------------------------- gradient steps
+def test_one_setting_counts_gradient_steps_per_env_step():
+    # 1024 envs and 2 per vector step, FastTD3's recipe, written directly.
+    assert DDPGConfig(num_envs=1024, updates_per_env_step=2 / 1024).updates_per_vector == 2
+    assert preset("accelerator").updates_per_vector == 2
+    assert DDPGConfig(num_envs=3, updates_per_env_step=2 / 3).validate().updates_per_vector == 2
+    assert DDPGConfig(num_envs=4, updates_per_env_step=2).updates_per_vector == 8
+    assert parse_field("updates_per_env_step", "2/1024") == 2 / 1024
+    with pytest.raises(ConfigError, match=r"'1/0' cannot be read; accepted: a number or a "
+                                          r"fraction a/b"):
+        parse_field("updates_per_env_step", "1/0")
+
+
+@pytest.mark.parametrize("old, new", [
+    (dict(updates_per_step=3), dict(updates_per_env_step=3.0)),
+    (dict(num_envs=4, updates_per_vector_step=2), dict(num_envs=4, updates_per_env_step=0.5)),
+    (dict(num_envs=4, updates_per_step=1, updates_per_vector_step=6),
+     dict(num_envs=4, updates_per_env_step=1.5)),  # what a checkpoint of either field holds
+])
+def test_earlier_names_are_translated_with_a_one_line_notice(old, new):
+    with pytest.warns(FutureWarning, match=r"is now written updates_per_env_step=") as seen:
+        translated = DDPGConfig(**old)
+    assert translated == DDPGConfig(**new)
+    assert all("\n" not in str(w.message) for w in seen)
+    # From a saved config (config.json, a checkpoint's meta): the same.
+    saved = {k: v for k, v in DDPGConfig(**new).to_dict().items() if k != "updates_per_env_step"}
+    with pytest.warns(FutureWarning):
+        assert DDPGConfig.from_dict({**saved, **old}) == DDPGConfig(**new)
+
+
+def test_earlier_names_on_top_of_a_preset_replace_its_count():
+    with pytest.warns(FutureWarning, match=r"updates_per_vector_step=4 .* updates_per_env_step="
+                                           r"4/1024"):
+        config = preset("accelerator", updates_per_vector_step=4)
+    assert config.updates_per_vector == 4 and config.num_envs == 1024
+    with pytest.warns(FutureWarning):
+        smaller = preset("accelerator", num_envs=8, updates_per_vector_step=2)
+    assert smaller.updates_per_vector == 2 and smaller.updates_per_env_step == 0.25
+    # Both spellings at once are refused, naming the one accepted.
+    with pytest.raises(ConfigError, match="updates_per_env_step alone"):
+        DDPGConfig(updates_per_env_step=2.0, updates_per_step=2)
+    with pytest.raises(ConfigError, match="sets no gradient steps"):
+        DDPGConfig(updates_per_step=0)

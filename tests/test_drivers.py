@@ -5,7 +5,7 @@
 * both drivers store the true final observation and set ``terminated`` only on termination;
 * both drivers evaluate at the same environment steps;
 * observation normalisation is used when acting, evaluating and loading a policy;
-* options no other test turns on: ``max_grad_norm`` over several steps, ``updates_per_step``
+* options no other test turns on: ``max_grad_norm`` over several steps, ``updates_per_env_step``
   above 1, the ``axis_name`` all-reduce;
 * each driver traces each of its compiled functions once over a run.
 """
@@ -46,7 +46,7 @@ def random_transitions(key, n, obs_dim=3):
 
 
 # --------------------------------------------------------------------------- equivalence
-PARALLEL = dict(n_step=3, noise_scale_max=0.3, updates_per_vector_step=3)
+PARALLEL = dict(n_step=3, noise_scale_max=0.3, updates_per_env_step=3 / 2)
 
 
 @pytest.mark.parametrize("preset", ["default", "td3", "parallel", "episode"])
@@ -263,8 +263,8 @@ def test_max_grad_norm_clips_over_several_steps():
     assert not leaves_equal(state.critic_params, unclipped.critic_params)
 
 
-def test_updates_per_step_runs_that_many_updates_per_env_step():
-    config = DDPGConfig(total_steps=100, num_envs=2, updates_per_step=3,
+def test_updates_per_env_step_runs_that_many_updates_per_env_step():
+    config = DDPGConfig(total_steps=100, num_envs=2, updates_per_env_step=3,
                         **{**SMALL, "warmup_steps": 40})
     result = ddpg_jax.train(config, "Pendulum-v1", log=None)
     assert int(result.train_state.step) == (100 - 40) * 3

@@ -1,10 +1,13 @@
 """Checkpoints describe their policy; `ddpg-jax export` serialises it; loading needs no gymnasium.
 
-One tiny gymnasium-backend run (module fixture) is exported and checked: the exported
-function gives the in-process policy's actions exactly, on any batch size, within the
-bounds; a fresh process that cannot import gymnasium loads and acts with both the
-exported file and the checkpoint; bad input is refused with exit code 2 and nothing
-written.
+Tiny gymnasium-backend runs (module fixtures) are exported and checked against a
+reference computed from the train state alone, in float64 numpy: the observation
+normalised with the run's statistics, the actor's layers, tanh, the affine map to the
+bounds. The loaded checkpoint and the exported file are separate compiled programs (and the
+exported one may run on another machine), so they are compared with the reference within a
+forward error bound of float32 arithmetic (:func:`_reference_actions`), never bit for bit.
+A fresh process that cannot import gymnasium loads and acts with both the exported file and
+the checkpoint; bad input is refused with exit code 2 and nothing written.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -45,10 +49,69 @@ def run(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def exported(run, tmp_path_factory) -> Path:
+def trained(tmp_path_factory) -> ddpg_jax.TrainResult:
+    """The same settings as ``run`` trained from Python, which hands back its train state."""
+    config = ddpg_jax.DDPGConfig(total_steps=400, warmup_steps=100, batch_size=32,
+                                 hidden_sizes=(16, 16), eval_every=200, eval_episodes=2,
+                                 buffer_size=500, obs_norm=True)
+    run_dir = tmp_path_factory.mktemp("trained") / "run"
+    return ddpg_jax.train(config, "Pendulum-v1", run_dir=run_dir, log=None)
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("exported") / "pendulum.jaxexport"
-    assert main(["export", "--checkpoint", str(run), "--out", str(out)]) == 0
+    assert main(["export", "--checkpoint", str(trained.checkpoint), "--out", str(out)]) == 0
     return out
+
+
+# A float32 rounding (round to nearest) moves a value by at most U times its size.
+U = float(np.finfo(np.float32).eps) / 2
+# XLA's float32 tanh is an approximation, not the correctly rounded value: 2.7e-7 from the
+# float64 tanh at most on a 2e6-point grid over [-10, 10] (x86 CPU, jaxlib 0.10.2). Another
+# machine's kernel may differ; 1e-6 (about 8 ulps at 1) leaves room for that.
+TANH_ERR = 1e-6
+
+
+def _reference_actions(ts, obs: np.ndarray, low, high) -> tuple[np.ndarray, np.ndarray]:
+    """The policy's actions from ``ts`` alone, in float64, and a bound on float32's error.
+
+    The actor is an MLP (ReLU hidden layers, flax ``Dense_i`` in order) whose tanh output
+    is mapped affinely to ``[low, high]``; observations are normalised by the run's
+    statistics, ``(obs - mean) / sqrt(var + 1e-8)`` clipped to +-10. The bound follows the
+    standard forward error analysis of a dot product of length k
+    (``|fl(x.w) - x.w| <= gamma_k |x|.|w|`` with ``gamma_k = k U / (1 - k U)``), carried
+    through the layers with ReLU and tanh being 1-Lipschitz, plus a few roundings for the
+    normalisation and the affine map. Any float32 evaluation, on any machine and in any
+    summation order, lies within it; wrong wiring (no normalisation, another scaling, a
+    missing layer) moves actions by orders of magnitude more.
+    """
+    f64 = lambda x: np.asarray(x, np.float64)  # noqa: E731
+    stats = ts.obs_stats
+    z = (f64(obs) - f64(stats.mean)) / np.sqrt(f64(stats.var) + 1e-8)
+    err = 4 * U * np.abs(z)  # the subtraction, the sum, the square root and the division
+    z = np.clip(z, -10.0, 10.0)
+    layers = ts.actor_params["MLP_0"]
+    names = sorted(layers, key=lambda name: int(name.split("_")[1]))
+    for i, name in enumerate(names):
+        w, b = f64(layers[name]["kernel"]), f64(layers[name]["bias"])
+        k = w.shape[0] + 1
+        gamma = k * U / (1 - k * U)
+        y = z @ w + b
+        err = err @ np.abs(w) + gamma * ((np.abs(z) + err) @ np.abs(w) + np.abs(b))
+        if i < len(names) - 1:
+            z = np.maximum(y, 0.0)
+    half = 0.5 * (f64(high) - f64(low))
+    action = f64(low) + (np.tanh(y) + 1.0) * half
+    err = (err + TANH_ERR) * half + 4 * U * (np.abs(action) + np.abs(f64(low)))
+    return action, err
+
+
+def _assert_acts_as(ts, actions, obs, low=(-2.0,), high=(2.0,), name="") -> None:
+    """``actions`` are the reference's for ``obs`` within the float32 error bound."""
+    want, bound = _reference_actions(ts, obs, low, high)
+    gap = np.abs(np.asarray(actions, np.float64) - want)
+    assert np.all(gap <= bound), (name, gap.max(), bound[gap > bound])
 
 
 def _obs(n: int, seed: int = 0) -> np.ndarray:
@@ -97,8 +160,10 @@ def test_every_checkpoint_describes_its_policy(run):
 
 
 # --------------------------------------------------------------------------- export
-def test_exported_policy_acts_exactly_as_the_checkpoint_on_any_batch(run, exported):
-    policy = ddpg_jax.load_policy(run)
+def test_exported_policy_and_checkpoint_act_as_the_train_state_on_any_batch(trained,
+                                                                            exported):
+    ts = trained.train_state
+    policy = ddpg_jax.load_policy(trained.checkpoint)
     loaded = ddpg_jax.load_policy(exported)
     assert isinstance(loaded, ExportedPolicy)
     assert tuple(loaded.exported.platforms) == PLATFORMS  # lowered for CUDA too, without a GPU
@@ -107,10 +172,13 @@ def test_exported_policy_acts_exactly_as_the_checkpoint_on_any_batch(run, export
         obs = _obs(n, seed=n)
         a = from_file(obs)
         assert a.shape == (n, 1) and a.dtype == np.float32
-        np.testing.assert_array_equal(a, in_process(obs))
+        _assert_acts_as(ts, a, obs, name=f"exported, batch {n}")
+        _assert_acts_as(ts, in_process(obs), obs, name=f"checkpoint, batch {n}")
         assert np.all(a >= -2.0) and np.all(a <= 2.0)
+    # One observation runs the batch-of-one program: the same numbers as a batch of one.
     single = _obs(1)[0]
-    np.testing.assert_array_equal(from_file(single), in_process(single[None])[0])
+    np.testing.assert_array_equal(from_file(single), from_file(single[None])[0])
+    np.testing.assert_array_equal(in_process(single), in_process(single[None])[0])
     # The sidecar describes it.
     meta = json.loads(sidecar_path(exported).read_text())
     assert meta["format_version"] == EXPORT_FORMAT_VERSION and meta["obs_dim"] == 3
@@ -118,15 +186,15 @@ def test_exported_policy_acts_exactly_as_the_checkpoint_on_any_batch(run, export
     assert meta["action_high"] == [2.0] and meta["env_id"] == "Pendulum-v1"
     assert meta["observation"]["layout"] == "flat" and meta["obs_norm"]["enabled"]
     assert meta["source"]["step"] == 400 and meta["source"]["checkpoint"] == str(
-        latest(checkpoint_dir(run)).absolute())
+        Path(trained.checkpoint).absolute())
     assert meta["versions"]["ddpg_jax"] == ddpg_jax.__version__ and meta["versions"]["jax"]
-    assert meta["config"]["hidden_sizes"] == [16, 16] and meta["preset"] == "default"
+    assert meta["config"]["hidden_sizes"] == [16, 16]
     assert loaded.config.obs_norm and loaded.checkpoint.step == 400
     with pytest.raises(ValueError, match=r"\[batch, 3\]"):
         from_file(np.zeros((2, 4), np.float32))
 
 
-def test_loading_and_acting_need_no_gymnasium(run, exported, tmp_path):
+def test_loading_and_acting_need_no_gymnasium(trained, exported, tmp_path):
     obs = _obs(5, seed=11)
     child = textwrap.dedent("""
         import json, sys
@@ -153,35 +221,33 @@ def test_loading_and_acting_need_no_gymnasium(run, exported, tmp_path):
         print(json.dumps(out))
     """)
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run([sys.executable, "-c", child, str(exported), str(run),
+    proc = subprocess.run([sys.executable, "-c", child, str(exported), str(trained.checkpoint),
                            json.dumps(obs.tolist())], check=False, capture_output=True,
                           text=True, cwd=tmp_path, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout.strip().splitlines()[-1])
-    want = ddpg_jax.load_policy(run).act_fn()(obs)
     for name, actions in got.items():
-        np.testing.assert_array_equal(np.asarray(actions, np.float32), want, err_msg=name)
+        _assert_acts_as(trained.train_state, np.asarray(actions, np.float32), obs, name=name)
 
 
-def test_export_refuses_an_existing_out_unless_forced(run, exported, capsys):
+def test_export_refuses_an_existing_out_unless_forced(trained, exported, capsys):
     before = _listing(exported.parent)
-    _refused(capsys, ["export", "--checkpoint", str(run), "--out", str(exported)],
+    _refused(capsys, ["export", "--checkpoint", str(trained.checkpoint), "--out", str(exported)],
              "already exist", "--force")
     assert _listing(exported.parent) == before
     # A sidecar alone also blocks the name.
     lone = exported.parent / "lone.jaxexport"
     sidecar_path(lone).write_text("{}")
-    _refused(capsys, ["export", "--checkpoint", str(run), "--out", str(lone)], "already exist")
+    _refused(capsys, ["export", "--checkpoint", str(trained.checkpoint), "--out", str(lone)], "already exist")
     assert not lone.exists()
     sidecar_path(lone).unlink()
-    code, out, err = _cli(capsys, ["export", "--checkpoint", str(run), "--out", str(exported),
+    code, out, err = _cli(capsys, ["export", "--checkpoint", str(trained.checkpoint), "--out", str(exported),
                                    "--force"])
     assert code == 0, err
     assert "exported the policy of" in out
     assert _listing(exported.parent).keys() == before.keys()  # replaced, nothing else written
     obs = _obs(8)
-    np.testing.assert_array_equal(load_exported(exported).act_fn()(obs),
-                                  ddpg_jax.load_policy(run).act_fn()(obs))
+    _assert_acts_as(trained.train_state, load_exported(exported).act_fn()(obs), obs)
 
 
 def _copy_checkpoint(run: Path, dest: Path) -> Path:
@@ -278,5 +344,7 @@ def test_jax_backend_checkpoints_load_per_seed_without_the_env(tmp_path, capsys)
     code, _, err = _cli(capsys, ["export", "--checkpoint", str(tmp_path / "run"), "--out",
                                  str(out), "--seed-index", "1"])
     assert code == 0, err
-    np.testing.assert_array_equal(load_exported(out).act_fn()(obs), policy.act_fn(1)(obs))
+    seed1 = jax.tree_util.tree_map(lambda leaf: leaf[1], result.train_state)
+    _assert_acts_as(seed1, load_exported(out).act_fn()(obs), obs, (-1.0,), (1.0,), "exported")
+    _assert_acts_as(seed1, policy.act_fn(1)(obs), obs, (-1.0,), (1.0,), "checkpoint")
     assert not np.array_equal(policy.act_fn(0)(obs), policy.act_fn(1)(obs))

@@ -5,7 +5,7 @@
   each env's own sequence of steps; the critic target with the n-step discount;
 * per-env exploration scales (``noise_scale_max``): drawn in range, redrawn exactly at each
   env's episode end, and used as each env's noise standard deviation;
-* gradient steps per vector step (``updates_per_vector_step``), whatever ``num_envs`` is;
+* a few gradient steps per vector step (``updates_per_env_step = k / num_envs``);
 * all of it through both drivers and under ``vmap`` over seeds, and the refusals of values
   that cannot work.
 """
@@ -172,9 +172,9 @@ def test_each_env_explores_with_its_own_scale():
 
 # --------------------------------------------------------------------------- updates per vector step
 @pytest.mark.parametrize("num_envs", [1, 8])
-def test_updates_per_vector_step_is_independent_of_num_envs(num_envs):
+def test_a_fraction_of_an_update_per_env_step_runs_whole_updates_per_vector_step(num_envs):
     config = DDPGConfig(hidden_sizes=(8,), batch_size=8, buffer_size=64, warmup_steps=8,
-                        num_envs=num_envs, updates_per_vector_step=3)
+                        num_envs=num_envs, updates_per_env_step=3 / num_envs)
     assert config.updates_per_vector == 3
     learner = make_learner(config, 3, LOW, HIGH, batched=False)
     agent = learner.init(jax.random.PRNGKey(0))
@@ -184,11 +184,11 @@ def test_updates_per_vector_step_is_independent_of_num_envs(num_envs):
     agent, sums = learner.learn(agent, step, jnp.zeros(num_envs, bool), jax.random.PRNGKey(1),
                                 jnp.int32(8 + num_envs))
     assert int(agent.train_state.step) == 3 and float(sums["updates"]) == 3.0
-    assert DDPGConfig(num_envs=num_envs, updates_per_step=2).updates_per_vector == 2 * num_envs
+    assert DDPGConfig(num_envs=num_envs, updates_per_env_step=2).updates_per_vector == 2 * num_envs
 
 
 # --------------------------------------------------------------------------- both drivers, vmap
-PARALLEL = dict(num_envs=4, n_step=3, noise_scale_max=0.3, updates_per_vector_step=2,
+PARALLEL = dict(num_envs=4, n_step=3, noise_scale_max=0.3, updates_per_env_step=2 / 4,
                 batch_size=32, buffer_size=400, warmup_steps=64, hidden_sizes=(16, 16),
                 eval_every=0, eval_episodes=2, total_steps=200)
 
@@ -220,7 +220,9 @@ def test_parallel_settings_train_through_the_gymnasium_driver():
      "n_step * num_envs <= buffer_size"),
     (dict(num_envs=2000, buffer_size=1000, batch_size=100, total_steps=100_000),
      "num_envs <= buffer_size"),
-    (dict(updates_per_vector_step=2, updates_per_step=2), "one of them"),
+    (dict(updates_per_vector_step=2, updates_per_step=2), "updates_per_env_step alone"),
+    (dict(num_envs=8, updates_per_env_step=0.1), "0.8 gradient steps per vector step; accepted: a whole number k >= 1 of them, that is updates_per_env_step = k/8"),
+    (dict(num_envs=8, updates_per_env_step=3 / 16), "1.5 gradient steps per vector step"),
     (dict(noise_scale=0.3, noise_scale_max=0.2), "noise_scale_max >= noise_scale"),
 ])
 def test_values_that_cannot_work_are_refused_before_any_work(changes, words):

@@ -35,6 +35,7 @@ from ddpg_jax.envs.playground_adapter import (  # noqa: E402
     default_impl,
 )
 from ddpg_jax.records.writers import read_jsonl  # noqa: E402
+from helpers import assert_identical_arrays, final_arrays  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("module_compile_cache")
 
@@ -246,7 +247,7 @@ def _cli(capsys, argv):
 
 CLI_TRAIN = ["train", "--env", "playground:CartpoleBalance", "--backend", "jax",
              "--num-seeds", "2", "--num-envs", "4", "--warmup-steps", "40", "--batch-size", "32",
-             "--hidden-sizes", "32,32", "--buffer-size", "400", "--eval-every", "0",
+             "--hidden-sizes", "32,32", "--buffer-size", "400", "--eval-every", "40",
              "--eval-episodes", "2", "--quiet"]
 
 
@@ -279,7 +280,22 @@ def test_cli_train_evaluate_resume_and_plot(tmp_path, capsys):
     assert code == 0, err
     summary = json.loads((run / "summary.json").read_text())
     assert summary["total_steps"] == 120 and summary["env_id"] == "playground:CartpoleBalance"
-    assert [r["env_steps"] for r in read_jsonl(run / "evaluations.jsonl")] == [80, 120]
+    resumed = read_jsonl(run / "evaluations.jsonl")
+    assert [r["env_steps"] for r in resumed] == [80, 120]  # none at 40: still in warm-up
+
+    # The resumed run is the uninterrupted one: every array of the last checkpoint (train
+    # state, buffer, MJX env states, keys) and every evaluation record, bit for bit (the same
+    # compiled programs on this machine: the chunks between evaluation points are equal).
+    jax.clear_caches()
+    whole = tmp_path / "whole"
+    code, out, err = _cli(capsys, [*CLI_TRAIN, "--total-steps", "120", "--out", str(whole)])
+    assert code == 0, err
+    assert_identical_arrays(final_arrays(run), final_arrays(whole))
+    uninterrupted = read_jsonl(whole / "evaluations.jsonl")
+    assert len(uninterrupted) == len(resumed)
+    for a, b in zip(resumed, uninterrupted):  # as JSON text, where NaN equals NaN
+        assert json.dumps({k: v for k, v in a.items() if k != "wall_time_s"}, sort_keys=True) == (
+            json.dumps({k: v for k, v in b.items() if k != "wall_time_s"}, sort_keys=True))
 
     pytest.importorskip("matplotlib")
     code, out, err = _cli(capsys, ["plot", str(run), "--out", str(tmp_path / "c.png")])

@@ -45,8 +45,9 @@ def check_trained(state, config, expected_updates: int) -> None:
 
 
 # The accelerator preset's 1024 envs and batches of 32768 do not fit these budgets: its
-# parallel-env settings (n-step, per-env noise, updates per vector step) are kept.
-PARALLEL_BUDGET = dict(num_envs=8, batch_size=64, buffer_size=1024, warmup_steps=64)
+# parallel-env settings (n-step, per-env noise, 2 updates per vector step) are kept.
+PARALLEL_BUDGET = dict(num_envs=8, updates_per_env_step=2 / 8, batch_size=64, buffer_size=1024,
+                       warmup_steps=64)
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

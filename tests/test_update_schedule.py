@@ -2,7 +2,7 @@
 
 * a burst is exactly the owed number of gradient steps, each on a batch drawn with
   ``fold_in(key, i)``, and steps without an episode end change no parameter;
-* the owed count follows ``updates_per_step`` / ``updates_per_vector_step`` and counts the
+* the owed count follows ``updates_per_env_step`` and counts the
   warm-up's rows;
 * on Pendulum (every episode 200 steps) both drivers run the hand-counted number of
   gradient steps, and the gymnasium driver's evaluations see it at every point;
@@ -73,9 +73,9 @@ def test_a_burst_is_the_owed_gradient_steps_and_other_steps_change_nothing():
 
 
 @pytest.mark.parametrize("settings, per_vector_step", [
-    (dict(num_envs=1, updates_per_step=2), 2),
-    (dict(num_envs=4, updates_per_step=1), 4),
-    (dict(num_envs=4, updates_per_vector_step=2), 2),
+    (dict(num_envs=1, updates_per_env_step=2), 2),
+    (dict(num_envs=4, updates_per_env_step=1), 4),
+    (dict(num_envs=4, updates_per_env_step=0.5), 2),
 ])
 def test_owed_steps_follow_the_update_ratio(settings, per_vector_step):
     config = DDPGConfig(total_steps=1000, warmup_steps=40, update_schedule="episode",

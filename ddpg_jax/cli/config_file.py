@@ -18,6 +18,7 @@ from ddpg_jax.cli.usage import BACKENDS, UsageError
 from ddpg_jax.config import (
     FIELD_NAMES,
     PRESETS,
+    RENAMED_FIELDS,
     ConfigError,
     check_field,
     field_type,
@@ -118,7 +119,7 @@ def _run_file_fields(path: str, data: dict[Any, Any]) -> dict[Any, Any]:
         raise UsageError(f"--config {path}: 'config' holds {_kind(raw)}; accepted: a mapping "
                          "of config fields.")
     for key in raw:
-        if key not in FIELD_NAMES:
+        if key not in FIELD_NAMES and key not in RENAMED_FIELDS:
             raise _unknown_key(path, key, FIELD_NAMES,
                                f"under 'config', the config fields {', '.join(FIELD_NAMES)}")
     return raw
@@ -128,11 +129,11 @@ def _flat_file_fields(path: str, data: dict[Any, Any]) -> dict[Any, Any]:
     """A flat file: its keys checked; the raw config fields among them."""
     run_keys = [k for k in RUN_FILE_KEYS if k != "config"]
     for key in data:
-        if key not in FIELD_NAMES and key not in run_keys:
+        if key not in FIELD_NAMES and key not in RENAMED_FIELDS and key not in run_keys:
             raise _unknown_key(path, key, [*FIELD_NAMES, *run_keys],
                                f"the config fields {', '.join(FIELD_NAMES)}; and "
                                f"{', '.join(run_keys)}")
-    return {k: v for k, v in data.items() if k in FIELD_NAMES}
+    return {k: v for k, v in data.items() if k in FIELD_NAMES or k in RENAMED_FIELDS}
 
 
 def _unknown_key(path: str, key: Any, accepted: Sequence[str], what: str) -> UsageError:

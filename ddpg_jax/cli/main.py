@@ -13,6 +13,7 @@ import shlex
 import shutil
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -33,6 +34,7 @@ from ddpg_jax.config import (
     FIELD_NAMES,
     GROUPS,
     PRESETS,
+    RENAMED_FIELDS,
     TRACED_FIELDS,
     ConfigError,
     DDPGConfig,
@@ -129,6 +131,11 @@ def _add_run_management_args(tr: argparse.ArgumentParser) -> None:
     rm.add_argument("--tensorboard", action="store_true",
                     help="also write TensorBoard events to DIR/tensorboard "
                          "(pip install 'ddpg-jax[tensorboard]')")
+    rm.add_argument("--compile-cache", default=None, metavar="DIR|off",
+                    help="folder of jax's persistent compilation cache, so that launching the "
+                         "same program again skips compiling; off: no cache (default: "
+                         "$DDPG_JAX_CACHE_DIR, else $XDG_CACHE_HOME/ddpg_jax/jax or "
+                         "~/.cache/ddpg_jax/jax)")
     rm.add_argument("--wandb", default=None, metavar="PROJECT",
                     help="also log the config, the evaluation and training records and the "
                          "summary to this Weights & Biases project (pip install "
@@ -148,6 +155,9 @@ def _add_config_field_args(tr: argparse.ArgumentParser) -> None:
             field_flag(name), dest=f"cfg_{name}", default=None, metavar="VALUE",
             help=f"{d['doc']} (default: {shown}; accepted: {d['accepted']}{traced})".replace(
                 "%", "%%"))
+    for old in RENAMED_FIELDS:  # earlier spellings: translated with a notice
+        tr.add_argument(field_flag(old), dest=f"cfg_{old}", default=None,
+                        help=argparse.SUPPRESS)
 
 
 def _add_evaluate_parser(sub: Any) -> None:
@@ -260,7 +270,7 @@ def _unknown_args_error(unknown: list[str]) -> UsageError:
 
 TRAIN_OPTIONS = ("env", "preset", "out", "quiet", "backend", "num_seeds", "config", "sweep",
                  "resume", "checkpoint_every", "keep_checkpoints", "no_buffer_in_checkpoint",
-                 "tensorboard", "wandb")
+                 "tensorboard", "compile_cache", "wandb")
 
 
 def _num_seeds(text: str | None, backend: str) -> int:
@@ -302,6 +312,8 @@ def _run_options(args: argparse.Namespace, saved: dict[str, Any] | None = None) 
         buffer_in_checkpoint=base.buffer_in_checkpoint and not args.no_buffer_in_checkpoint,
         tensorboard=base.tensorboard or args.tensorboard,
         progress=not args.quiet,
+        # Where this machine keeps compiled programs: not saved with the run, never resumed.
+        compile_cache=args.compile_cache,
     )
     try:
         options.validate()
@@ -413,12 +425,17 @@ def _resume_conflicts(args: argparse.Namespace, saved: SavedRun) -> tuple[list[s
     if args.num_seeds is not None and _num_seeds(args.num_seeds, saved.backend) != saved.num_seeds:
         conflicts.append(f"--num-seeds {args.num_seeds} (the run's: {saved.num_seeds})")
     base, total = saved.config, saved.config.total_steps
-    for name in FIELD_NAMES:
+    for name in (*FIELD_NAMES, *RENAMED_FIELDS):
         text = getattr(args, f"cfg_{name}")
         if text is None:
             continue
         value = parse_field(name, text)
-        if name == "total_steps":
+        if name in RENAMED_FIELDS:
+            new = RENAMED_FIELDS[name]
+            if base.replace(**{name: value}).updates_per_env_step != base.updates_per_env_step:
+                conflicts.append(f"{field_flag(name)} {text} (the run's: {new} "
+                                 f"{getattr(base, new)})")
+        elif name == "total_steps":
             total = value
         elif value != getattr(base, name):
             conflicts.append(f"{field_flag(name)} {text} (the run's: {getattr(base, name)})")
@@ -501,7 +518,8 @@ def _execute(plan: _RunPlan, quiet: bool) -> int:
         info["num_seeds"] = plan.num_seeds
     if plan.sweep is not None:
         info["sweep"] = plan.sweep
-    info["run_options"] = {k: v for k, v in plan.options.to_dict().items() if k != "progress"}
+    info["run_options"] = {k: v for k, v in plan.options.to_dict().items()
+                           if k not in ("progress", "compile_cache")}
     wandb = _open_wandb(plan, info)
     try:
         write_json(out / "config.json", info)
@@ -628,6 +646,19 @@ COMMANDS = {"train": _cmd_train, "evaluate": _cmd_evaluate, "plot": _cmd_plot,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    with warnings.catch_warnings():
+        warnings.showwarning = _notice
+        return _main(argv)
+
+
+def _notice(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    """The library's notices (an earlier setting name translated, ...) as one line on stderr."""
+    print(f"ddpg-jax: note: {_one_paragraph(Exception(str(message)))}"
+          if issubclass(category, FutureWarning) else
+          warnings.formatwarning(message, category, *_, **__).rstrip(), file=sys.stderr)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _build_parser()
     args, unknown = parser.parse_known_args(argv)
     try:

@@ -118,6 +118,7 @@ def run_sweep(plan: Any, quiet: bool, tensorboard: Any = None, wandb: Any = None
     """
     import jax
 
+    from ddpg_jax.drivers.compile_cache import compile_cache
     from ddpg_jax.drivers.dispatch import jax_env
     from ddpg_jax.drivers.multi import sweep
 
@@ -128,7 +129,10 @@ def run_sweep(plan: Any, quiet: bool, tensorboard: Any = None, wandb: Any = None
     env, params, _ = jax_env(plan.env_id, None)
     t0 = time.perf_counter()
     try:
-        settings, timed = sweep(config, env, params, grid=grid, num_seeds=num_seeds)
+        # The same compilation cache as a training run (its matmul precision is applied by
+        # make_train, which the sweep is built on).
+        with compile_cache(plan.options.compile_cache):
+            settings, timed = sweep(config, env, params, grid=grid, num_seeds=num_seeds)
     except KeyboardInterrupt:
         print(f"ddpg-jax: interrupted; a sweep is one compiled program and cannot be resumed "
               f"({plan.out} holds only its config.json). Re-run it with: ddpg-jax train --config "

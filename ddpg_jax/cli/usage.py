@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ddpg_jax.config import FIELD_NAMES, parse_field
+from ddpg_jax.config import FIELD_NAMES, RENAMED_FIELDS, parse_field
 
 #: Exit code of bad command-line input (a usage error, a bad config or env, ...).
 EXIT_USAGE = 2
@@ -24,5 +24,5 @@ def field_flag(name: str) -> str:
 
 def flag_fields(args: argparse.Namespace) -> dict[str, Any]:
     """Config fields given as flags, parsed (not yet range-checked)."""
-    return {name: parse_field(name, getattr(args, f"cfg_{name}")) for name in FIELD_NAMES
-            if getattr(args, f"cfg_{name}") is not None}
+    return {name: parse_field(name, getattr(args, f"cfg_{name}"))
+            for name in (*FIELD_NAMES, *RENAMED_FIELDS) if getattr(args, f"cfg_{name}") is not None}

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 
 from ddpg_jax.agent import buffer as rb
 from ddpg_jax.agent.learner import COUNT_NAMES, AgentState, Learner, make_learner
+from ddpg_jax.agent.precision import with_matmul_precision
 from ddpg_jax.agent.state import (
     METRIC_NAMES,
     Array,
@@ -173,6 +174,9 @@ def make_loop(config: DDPGConfig, env: Environment, env_params: Any = None) -> L
                     eval_return_std=jnp.std(returns),
                     train_episode_return=jnp.mean(loop.last_return))
 
+    # Every piece is traced at the config's matmul precision, wherever it is jitted.
+    init, warmup, learn, evaluate = (with_matmul_precision(config, f)
+                                     for f in (init, warmup, learn, evaluate))
     return Loop(init, warmup, learn, evaluate, schedule, learner)
 
 

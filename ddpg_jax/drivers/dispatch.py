@@ -7,8 +7,10 @@ from typing import Any, Callable, Sequence
 
 import jax
 
+from ddpg_jax.agent.precision import run_matmul_precision
 from ddpg_jax.checkpoints.format import Checkpoint
 from ddpg_jax.config import ConfigError, DDPGConfig
+from ddpg_jax.drivers.compile_cache import compile_cache
 from ddpg_jax.drivers.result import TrainResult
 from ddpg_jax.drivers.run_options import RunOptions
 from ddpg_jax.drivers.session import Callbacks, RunWriters
@@ -79,7 +81,8 @@ def train(
         ``evaluations.jsonl`` / ``train_metrics.jsonl`` (and their CSV twins) and,
         with ``options.tensorboard``, ``tensorboard/``; ``None`` writes nothing.
       options: checkpoint cadence and retention, whether the buffer is saved,
-        TensorBoard events, a progress bar (see :class:`RunOptions`).
+        TensorBoard events, a progress bar, the compilation cache folder (see
+        :class:`RunOptions`).
       resume_from: a checkpoint (or its directory) of the same driver to
         continue from; its config must equal ``config`` except for a larger
         ``total_steps``.
@@ -89,6 +92,12 @@ def train(
       should_stop: polled at safe points; once True the run writes a
         checkpoint (with a ``run_dir``) and returns with ``interrupted=True``.
       devices: devices to shard the JAX driver's runs over (default: all).
+
+    While it runs, jax's persistent compilation cache is on (in
+    ``options.compile_cache``, ``$DDPG_JAX_CACHE_DIR`` or a per-user folder; see
+    :mod:`ddpg_jax.drivers.compile_cache`) and jax's matmul precision is
+    ``config.matmul_precision`` unless that is ``"default"``; both of jax's settings
+    are put back when it returns.
 
     Returns:
       A :class:`~ddpg_jax.drivers.result.TrainResult`, the same type for both drivers.
@@ -111,16 +120,28 @@ def train(
     writers = RunWriters(options, run_dir, config.total_steps)
     callbacks = writers.wrap(Callbacks(log, on_evaluation, on_chunk, on_progress, should_stop))
     try:
-        if is_jax:
-            from ddpg_jax.drivers.chunked import train_chunked
-
-            made, params, env_id = jax_env(env, env_params)
-            return train_chunked(config, made, params, num_seeds=num_seeds, keys=keys,
-                                 env_id=env_id, run_dir=run_dir, options=options,
-                                 resume_from=resume_from, callbacks=callbacks, devices=devices)
-        from ddpg_jax.drivers.host import train_host
-
-        return train_host(config, env, env_kwargs=env_kwargs, run_dir=run_dir, options=options,
-                          resume_from=resume_from, callbacks=callbacks)
+        with compile_cache(options.compile_cache), run_matmul_precision(config):
+            return _run_driver(config, env, env_params, is_jax, num_seeds=num_seeds, keys=keys,
+                               env_kwargs=env_kwargs, run_dir=run_dir, options=options,
+                               resume_from=resume_from, callbacks=callbacks, devices=devices)
     finally:
         writers.close()
+
+
+def _run_driver(config: DDPGConfig, env: Any, env_params: Any, is_jax: bool, *, num_seeds: int,
+                keys: jax.Array | None, env_kwargs: dict[str, Any] | None,
+                run_dir: str | os.PathLike | None, options: RunOptions,
+                resume_from: str | os.PathLike | Checkpoint | None, callbacks: Callbacks,
+                devices: Sequence[jax.Device] | None) -> TrainResult:
+    """The whole-loop driver for a JAX env, the gymnasium driver otherwise."""
+    if is_jax:
+        from ddpg_jax.drivers.chunked import train_chunked
+
+        made, params, env_id = jax_env(env, env_params)
+        return train_chunked(config, made, params, num_seeds=num_seeds, keys=keys,
+                             env_id=env_id, run_dir=run_dir, options=options,
+                             resume_from=resume_from, callbacks=callbacks, devices=devices)
+    from ddpg_jax.drivers.host import train_host
+
+    return train_host(config, env, env_kwargs=env_kwargs, run_dir=run_dir, options=options,
+                      resume_from=resume_from, callbacks=callbacks)

@@ -49,6 +49,12 @@ class RunOptions:
       progress: draw a progress bar (rich) when stdout is a terminal. Off by
         default for ``ddpg_jax.train``; the command line turns it on unless
         ``--quiet``.
+      compile_cache: where jax's persistent compilation cache keeps this run's
+        compiled programs, so that launching the same program again skips
+        compiling: ``None`` (the default) for the environment variable
+        ``DDPG_JAX_CACHE_DIR`` or else the per-user folder
+        (``$XDG_CACHE_HOME/ddpg_jax/jax``, ``~/.cache/ddpg_jax/jax``); a folder;
+        or ``"off"``. See :mod:`ddpg_jax.drivers.compile_cache`.
     """
 
     checkpoint_every: int | None = None
@@ -56,6 +62,7 @@ class RunOptions:
     buffer_in_checkpoint: bool = True
     tensorboard: bool = False
     progress: bool = False
+    compile_cache: str | None = None
 
     def validate(self) -> "RunOptions":
         """Returns ``self``; raises :class:`RunOptionsError` naming a bad value."""
@@ -68,6 +75,10 @@ class RunOptions:
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise RunOptionsError(f"--keep-checkpoints {k!r} is not valid; accepted: an integer "
                                   ">= 1.")
+        cc = self.compile_cache
+        if cc is not None and (not isinstance(cc, (str, os.PathLike)) or not str(cc).strip()):
+            raise RunOptionsError(f"--compile-cache {cc!r} is not valid; accepted: a folder "
+                                  "(created if missing) or 'off'.")
         return self
 
     def checkpoint_interval(self, config: DDPGConfig) -> int:

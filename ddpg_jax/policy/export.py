@@ -132,7 +132,12 @@ def export_policy(policy: Any, out: str | os.PathLike, *, seed_index: int = 0,
         "versions": {"ddpg_jax": __version__, "jax": jax.__version__,
                      "jaxlib": jaxlib.__version__},
     }
-    text = (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode()
+    _write_pair(out, blob, side, (json.dumps(meta, indent=1, sort_keys=True) + "\n").encode())
+    return out, meta
+
+
+def _write_pair(out: Path, blob: bytes, side: Path, text: bytes) -> None:
+    """Writes the file and then its sidecar, each whole or not at all."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp_file, tmp_side = _write_atomic(out, blob), None
     try:
@@ -144,7 +149,6 @@ def export_policy(policy: Any, out: str | os.PathLike, *, seed_index: int = 0,
             if tmp is not None and tmp.exists():
                 tmp.unlink()
         raise
-    return out, meta
 
 
 def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, *,

@@ -1,6 +1,6 @@
 """What the MuJoCo Playground adapter costs: env steps/s through it against the task's own step.
 
-    python -m benchmarks.adapter_cost                 # impl "jax", 16 envs (CPU: ~10 min)
+    python -m benchmarks.adapter_cost                 # impl "jax", 16 envs (2-core CPU: 10 to 25 min)
     python -m benchmarks.adapter_cost --impl warp --num-envs 1024   # on a GPU
     python -m benchmarks.adapter_cost --quick         # CartpoleBalance only, 4 envs
 

@@ -204,7 +204,7 @@ def batched_reset_step(env: Environment) -> StepFn:
     @step.def_vmap
     def rule(axis_size: int, in_batched: list, key: Any, state: Any, action: Any,
              params: Any) -> tuple[tuple, Any]:
-        kb, sb, ab, pb = in_batched
+        kb, _, ab, pb = in_batched
         key, action = jax.tree.map(lambda x, b: _with_axis(x, b, axis_size), (key, action),
                                    (kb, ab))
         params = jax.tree.map(lambda x, b: _with_axis(x, b, axis_size), params, pb)

@@ -5,6 +5,9 @@ Used by the brax and MuJoCo Playground tests. Both libraries' envs have
 those functions called directly. One program holds both rollouts because
 compiling physics dominates the cost of these tests (one program per env
 instead of four jitted functions: about three times less compile time).
+:func:`rollouts_over_seeds` and :func:`reference_by_env` check a batched
+auto-reset instead: seeds and envs vmapped in one program against the task's
+own functions driven env by env in plain Python.
 """
 
 from __future__ import annotations
@@ -104,3 +107,60 @@ def assert_parity(ad: dict, ref: dict, ends=()) -> None:
 def actions(n: int, dim: int, seed: int = 0, high: float = 1.2) -> np.ndarray:
     """Uniform actions in ``[-high, high]`` (beyond [-1, 1] by default: envs clip them)."""
     return np.random.default_rng(seed).uniform(-high, high, (n, dim)).astype(np.float32)
+
+
+def rollouts_over_seeds(step: Callable, env: Any, params: Any, starts: Any, keys: Any,
+                        actions: Any, offset: Any = None) -> tuple[Any, dict]:
+    """``jit(vmap over seeds(scan over steps(vmap over envs(step))))``.
+
+    ``starts`` ``[seeds, envs]`` keys of the first resets, ``keys`` / ``actions``
+    ``[seeds, steps, envs, ...]``; ``offset`` ``[envs]``: steps already taken in
+    the first episode (so time limits fall on different steps). Returns the
+    first observations and a dict of ``[seeds, steps, envs, ...]`` arrays.
+    """
+    offset = None if offset is None else jnp.asarray(offset, jnp.int32)
+
+    def one_seed(start_keys, step_keys, acts):
+        obs0, state = jax.vmap(env.reset, in_axes=(0, None))(start_keys, params)
+        if offset is not None:
+            state = state.replace(time=offset)
+
+        def body(state, xs):
+            k, a = xs
+            obs, state, r, term, trunc, info = jax.vmap(step, in_axes=(0, 0, 0, None))(
+                k, state, a, params)
+            return state, dict(obs=obs, final=info["final_observation"], reward=r,
+                               terminated=term, truncated=trunc, time=state.time)
+
+        _, out = jax.lax.scan(body, state, (step_keys, acts))
+        return obs0, out
+
+    return jax.jit(jax.vmap(one_seed))(starts, keys, actions)
+
+
+def reference_by_env(task: Any, limit: int, starts: Any, keys: Any, actions: Any,
+                     offset: Any = None) -> dict:
+    """What :func:`rollouts_over_seeds` must return, from ``task``'s own functions env by env.
+
+    Plain Python over seeds, envs and steps with the task's jitted ``reset`` and
+    ``step``: after the task's ``done`` or the time limit ``limit``, the env
+    restarts from ``task.reset(jax.random.split(key)[1])`` with that step's key.
+    """
+    reset, tstep = jax.jit(task.reset), jax.jit(task.step)
+    seeds, steps, envs = np.shape(keys)[:3]
+    offset = np.zeros(envs, int) if offset is None else np.asarray(offset)
+    obs_shape = np.shape(jax.eval_shape(task.reset, starts[0, 0]).obs)
+    out = {n: np.zeros((seeds, steps, envs) + (obs_shape if n in ("obs", "final") else ()))
+           for n in ("obs", "final", "reward", "terminated", "truncated", "time")}
+    for s in range(seeds):
+        for e in range(envs):
+            state, time = reset(starts[s, e]), int(offset[e])
+            for t in range(steps):
+                state, time = tstep(state, actions[s, t, e]), time + 1
+                out["final"][s, t, e], out["reward"][s, t, e] = state.obs, state.reward
+                out["terminated"][s, t, e] = bool(state.done > 0.5)
+                out["truncated"][s, t, e] = time >= limit
+                if out["terminated"][s, t, e] or out["truncated"][s, t, e]:
+                    state, time = reset(jax.random.split(keys[s, t, e])[1]), 0
+                out["obs"][s, t, e], out["time"][s, t, e] = state.obs, time
+    return out

@@ -29,7 +29,11 @@ import ddpg_jax  # noqa: E402
 from ddpg_jax.config import DDPGConfig  # noqa: E402
 from ddpg_jax.envs import PlaygroundEnv, from_playground, from_spec  # noqa: E402
 from ddpg_jax.envs.core import EnvSpecError
-from ddpg_jax.envs.playground_adapter import PLAYGROUND_HINT, bundled_tasks  # noqa: E402
+from ddpg_jax.envs.playground_adapter import (  # noqa: E402
+    PLAYGROUND_HINT,
+    bundled_tasks,
+    default_impl,
+)
 from ddpg_jax.records.writers import read_jsonl  # noqa: E402
 from helpers import assert_identical_arrays, final_arrays  # noqa: E402
 
@@ -88,11 +92,11 @@ def test_parity_with_the_tasks_own_functions(name):
 def test_task_settings_and_overrides():
     env, params = from_playground("CartpoleBalance")
     assert isinstance(env, PlaygroundEnv) and env.name == "CartpoleBalance"
-    assert env.task._config.impl == "jax"  # the pure-JAX physics by default
+    assert env.task._config.impl == default_impl()  # "jax" on a CPU
     assert (params.max_steps_in_episode, env.action_repeat) == (1000, 1)  # the task's own
     env, params = from_playground("CartpoleBalance", config_overrides={"episode_length": 30,
                                                                        "action_repeat": 4})
-    assert env.task._config.impl == "jax"  # merged under the user's overrides
+    assert env.task._config.impl == default_impl()  # merged with the user's overrides
     assert (env.episode_length, env.action_repeat, params.max_steps_in_episode) == (30, 4, 8)
     env, params = from_playground("CartpoleBalance", config_overrides={"episode_length": 30},
                                   episode_length=12, action_repeat=5)
@@ -145,7 +149,7 @@ def test_missing_or_non_flat_obs_key_is_refused_with_the_keys():
     assert "'pixels', 'privileged_state', 'state'" in str(e.value)
     with pytest.raises(ValueError, match=r"'pixels' of shape \(4, 4, 1\).*flat"):
         from_playground(DictObsTask(), obs_key="pixels")
-    with pytest.raises(ValueError, match="config_overrides apply when building"):
+    with pytest.raises(ValueError, match="config_overrides and impl apply when building"):
         from_playground(DictObsTask(), config_overrides={"episode_length": 3})
 
 
@@ -330,3 +334,61 @@ def test_gymnasium_backend_points_family_specs_to_the_jax_backend(tmp_path, caps
     code, _, err = _cli(capsys, ["train", "--env", "playground:CartpoleBalance",
                                  "--out", str(tmp_path / "run")])
     assert code == 2 and "--backend jax" in err, err
+
+
+# --------------------------------------------------------------------------- physics impl
+def test_default_impl_is_warp_only_on_a_gpu_where_warp_imports(monkeypatch):
+    from ddpg_jax.envs import playground_adapter as pa
+
+    assert pa.default_impl() == ("warp" if jax.default_backend() == "gpu" and
+                                 pa._warp_imports() else "jax")
+    monkeypatch.setattr(pa.jax, "default_backend", lambda: "gpu")
+    monkeypatch.setattr(pa, "_warp_imports", lambda: True)
+    assert pa.default_impl() == "warp"
+    monkeypatch.setattr(pa, "_warp_imports", lambda: False)
+    assert pa.default_impl() == "jax"
+    monkeypatch.setattr(pa.jax, "default_backend", lambda: "cpu")
+    monkeypatch.setattr(pa, "_warp_imports", lambda: True)
+    assert pa.default_impl() == "jax"
+
+
+def test_impl_chosen_from_python_and_from_the_spec():
+    env, _ = from_playground("CartpoleBalance", impl="jax")
+    assert env.task._config.impl == "jax"
+    env, _ = from_playground("CartpoleBalance", config_overrides={"impl": "jax"}, impl="jax")
+    assert env.task._config.impl == "jax"
+    env, _, spec = from_spec("playground:CartpoleBalance:impl=jax")
+    assert env.task._config.impl == "jax" and spec == "playground:CartpoleBalance:impl=jax"
+
+
+def test_bad_impl_refused_before_any_task_is_built(no_downloads, monkeypatch):
+    with pytest.raises(ValueError, match=r"unknown MuJoCo Playground physics impl 'wrap'; "
+                                         r"accepted: 'jax', 'warp', or None"):
+        from_playground("CartpoleBalance", impl="wrap")
+    with pytest.raises(ValueError, match="disagree"):
+        from_playground("CartpoleBalance", impl="jax", config_overrides={"impl": "warp"})
+    with pytest.raises(ValueError, match="config_overrides and impl apply when building"):
+        from_playground(DictObsTask(), impl="jax")
+    with pytest.raises(EnvSpecError, match=r"unknown option 'imp=jax'.*impl=NAME.*jax, warp"):
+        from_spec("playground:CartpoleBalance:imp=jax")
+    with pytest.raises(EnvSpecError, match="unknown MuJoCo Playground physics impl 'cuda'"):
+        from_spec("playground:CartpoleBalance:impl=cuda")
+    monkeypatch.setitem(sys.modules, "warp", None)  # warp cannot be imported
+    with pytest.raises(ImportError, match="impl 'warp' needs NVIDIA Warp.*pip install warp-lang"):
+        from_playground("CartpoleBalance", impl="warp")
+    with pytest.raises(EnvSpecError, match="pip install warp-lang"):
+        from_spec("playground:CartpoleBalance:impl=warp")
+
+
+@pytest.mark.parametrize("spec, needle", [
+    ("playground:CartpoleBalance:impl=wrap", "accepted: 'jax', 'warp'"),
+    ("playground:CartpoleBalance:impl=warp", "pip install warp-lang"),
+])
+def test_cli_bad_impl_exits_2(spec, needle, tmp_path, capsys, no_downloads, monkeypatch):
+    monkeypatch.setitem(sys.modules, "warp", None)
+    out_dir = tmp_path / "run"
+    code, out, err = _cli(capsys, ["train", "--env", spec, "--backend", "jax",
+                                   "--out", str(out_dir)])
+    assert code == 2, (out, err)
+    assert err.startswith("ddpg-jax: error: ") and "\n" not in err.strip(), err
+    assert needle in err and not out_dir.exists()

@@ -34,7 +34,7 @@ import numpy as np
 
 from ddpg_jax.config import ConfigError
 
-__all__ = ["Box", "Environment", "StepInfo"]
+__all__ = ["Box", "Environment", "StepInfo", "select_reset"]
 
 TState = TypeVar("TState")
 TParams = TypeVar("TParams")
@@ -247,13 +247,32 @@ class Environment(abc.ABC, Generic[TState, TParams]):
         if params is None:
             params = self.default_params
         key_step, key_reset = jax.random.split(key)
+        obs_step, state_step, reward, terminated, truncated = self.advance(
+            key_step, state, action, params)
+        done = jnp.logical_or(terminated, truncated)
+        obs_reset, state_reset = self.reset_env(key_reset, params)
+        next_obs, next_state = select_reset(done, (obs_reset, state_reset),
+                                            (obs_step, state_step))
+        info: StepInfo = {"final_observation": obs_step}
+        return next_obs, next_state, reward, terminated, truncated, info
 
+    def advance(
+        self, key: jax.Array, state: TState, action: jax.Array, params: TParams
+    ) -> tuple[jax.Array, TState, jax.Array, jax.Array, jax.Array]:
+        """One transition with the time limit applied, before any reset.
+
+        The part of :meth:`step` that every step computes; auto-resets built
+        differently (see :mod:`ddpg_jax.envs.batched_reset`) share it.
+
+        Returns:
+          ``(obs, state, reward, terminated, truncated)`` with the dtypes and
+          shapes :meth:`step` documents; ``state.time`` advanced by one.
+        """
         obs_step, state_step, reward, terminated, truncated_env = self.step_env(
-            key_step, state, action, params
+            key, state, action, params
         )
         time = jnp.asarray(state.time, jnp.int32) + 1
         state_step = _replace_time(state_step, time)
-
         obs_step = jnp.asarray(obs_step, jnp.float32)
         reward = jnp.asarray(reward, jnp.float32).reshape(())
         terminated = jnp.asarray(terminated, jnp.bool_).reshape(())
@@ -261,30 +280,31 @@ class Environment(abc.ABC, Generic[TState, TParams]):
             jnp.asarray(truncated_env, jnp.bool_).reshape(()),
             time >= self.max_steps(params),
         )
-        done = jnp.logical_or(terminated, truncated)
-
-        obs_reset, state_reset = self.reset_env(key_reset, params)
-        obs_reset = jnp.asarray(obs_reset, jnp.float32)
-
-        def select(reset_leaf: Any, step_leaf: Any) -> jax.Array:
-            step_leaf = jnp.asarray(step_leaf)
-            reset_leaf = jnp.asarray(reset_leaf)
-            # Cast to the step leaf's dtype so the state is a stable scan
-            # carry (typed PRNG keys in a state cannot be cast, nor need it).
-            if not jax.dtypes.issubdtype(step_leaf.dtype, jax.dtypes.prng_key):
-                reset_leaf = reset_leaf.astype(step_leaf.dtype)
-            shape = step_leaf.shape
-            return jax.lax.select(
-                jnp.broadcast_to(done, shape), jnp.broadcast_to(reset_leaf, shape), step_leaf
-            )
-
-        next_state = jax.tree.map(select, state_reset, state_step)
-        next_obs = select(obs_reset, obs_step)
-        info: StepInfo = {"final_observation": obs_step}
-        return next_obs, next_state, reward, terminated, truncated, info
+        return obs_step, state_step, reward, terminated, truncated
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}<{self.name}>"
+
+
+def select_reset(done: jax.Array, reset: Any, stepped: Any) -> Any:
+    """``reset`` where ``done`` and ``stepped`` elsewhere, leaf by leaf, in ``stepped``'s dtypes.
+
+    ``done`` is a bool scalar (or has the leading shape of every leaf, for a
+    batch). Reset leaves are cast to the step leaf's dtype so that the state
+    is a stable scan carry (typed PRNG keys cannot be cast, nor need it).
+    """
+
+    def select(reset_leaf: Any, step_leaf: Any) -> jax.Array:
+        step_leaf = jnp.asarray(step_leaf)
+        reset_leaf = jnp.asarray(reset_leaf)
+        if not jax.dtypes.issubdtype(step_leaf.dtype, jax.dtypes.prng_key):
+            reset_leaf = reset_leaf.astype(step_leaf.dtype)
+        shape = step_leaf.shape
+        mask = jnp.reshape(done, jnp.shape(done) + (1,) * (len(shape) - jnp.ndim(done)))
+        return jax.lax.select(jnp.broadcast_to(mask, shape),
+                              jnp.broadcast_to(reset_leaf, shape), step_leaf)
+
+    return jax.tree.map(select, reset, stepped)
 
 
 class EnvSpecError(ValueError):

@@ -4,7 +4,9 @@ Accepted specs:
 
 * a built-in id of :func:`ddpg_jax.envs.make` (``Pendulum-v1``,
   ``MountainCarContinuous-v0``, and ids added with :func:`ddpg_jax.envs.register`);
-* ``playground:TASK``: a MuJoCo Playground task (:func:`ddpg_jax.envs.from_playground`);
+* ``playground:TASK``: a MuJoCo Playground task (:func:`ddpg_jax.envs.from_playground`),
+  with the machine's default physics; ``playground:TASK:impl=jax`` or ``:impl=warp``
+  chooses it;
 * ``brax:NAME``: a brax env (:func:`ddpg_jax.envs.from_brax`);
 * ``gymnax:NAME``: a gymnax env (:func:`ddpg_jax.envs.from_gymnax`);
 * ``module:function``: ``module`` is imported and ``function`` (a dotted
@@ -30,10 +32,11 @@ from ddpg_jax.envs.registry import make, registered_envs
 __all__ = ["FAMILIES", "accepted_specs", "from_spec", "is_family_spec"]
 
 
-def _playground(name: str) -> tuple[Environment, Any]:
-    from ddpg_jax.envs.playground_adapter import from_playground
+def _playground(text: str) -> tuple[Environment, Any]:
+    from ddpg_jax.envs.playground_adapter import from_playground, parse_task_spec
 
-    return from_playground(name)
+    name, options = parse_task_spec(text)
+    return from_playground(name, **options)
 
 
 def _brax(name: str) -> tuple[Environment, Any]:
@@ -59,7 +62,8 @@ FAMILIES: dict[str, tuple[Callable[[str], tuple[Environment, Any]], str, str]] =
 def accepted_specs() -> str:
     """One sentence listing the accepted forms (for error messages and help)."""
     return ("Accepted JAX env specs: a built-in id (" + " | ".join(registered_envs()) + "), "
-            'playground:TASK (MuJoCo Playground, pip install "ddpg-jax[playground]"), '
+            'playground:TASK or playground:TASK:impl=jax|warp (MuJoCo Playground, pip install '
+            '"ddpg-jax[playground]"), '
             'brax:NAME (pip install "ddpg-jax[brax]"), gymnax:NAME (pip install '
             '"ddpg-jax[gymnax]"), or module:function, a function callable with no arguments '
             "that returns a ddpg_jax.envs.Environment or an (Environment, params) pair.")

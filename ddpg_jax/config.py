@@ -195,9 +195,15 @@ class DDPGConfig:
     def validate(self) -> "DDPGConfig":
         """Checks every field and returns ``self``.
 
+        A config is checked once: each entry point (``train``, ``make_learner``,
+        ``make_train``, ...) validates what it is given, and a config already checked
+        (the same frozen object) returns at once.
+
         Raises:
           ConfigError: naming the field, the value given and what is accepted.
         """
+        if self.__dict__.get("_checked"):
+            return self
         for f in dataclasses.fields(self):
             _check_type(f.name, getattr(self, f.name), _FIELD_TYPES[f.name])
         for f in dataclasses.fields(self):
@@ -206,6 +212,7 @@ class DDPGConfig:
                 raise ConfigError(f"{f.name} = {value!r} is out of range; accepted: "
                                   f"{f.metadata['accepted']}.")
         self._check_combinations()
+        object.__setattr__(self, "_checked", True)  # not a field: equality and hash ignore it
         return self
 
     def _check_combinations(self) -> None:

@@ -371,3 +371,26 @@ def test_earlier_names_on_top_of_a_preset_replace_its_count():
         DDPGConfig(updates_per_env_step=2.0, updates_per_step=2)
     with pytest.raises(ConfigError, match="sets no gradient steps"):
         DDPGConfig(updates_per_step=0)
+
+
+def test_a_training_run_checks_its_config_once(monkeypatch):
+    import ddpg_jax
+
+    calls = []
+    original = DDPGConfig._check_combinations
+    monkeypatch.setattr(DDPGConfig, "_check_combinations",
+                        lambda self: calls.append(1) or original(self))
+    config = DDPGConfig(total_steps=60, warmup_steps=40, batch_size=8, hidden_sizes=(8,),
+                        eval_every=0, eval_episodes=1)
+    for backend in ("gymnasium", "jax"):
+        calls.clear()
+        ddpg_jax.train(config.replace(seed=len(backend)), "Pendulum-v1", backend=backend,
+                       log=None)
+        assert len(calls) == 1, backend
+    # A config whose check failed is checked again (and fails again) when asked.
+    bad = DDPGConfig(num_envs=3, n_step=3, buffer_size=1000)
+    for _ in range(2):
+        with pytest.raises(ConfigError):
+            bad.validate()
+    assert DDPGConfig() == DDPGConfig().validate() and hash(DDPGConfig().validate()) == hash(
+        DDPGConfig())

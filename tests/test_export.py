@@ -343,3 +343,15 @@ def test_jax_backend_checkpoints_load_per_seed_without_the_env(tmp_path, capsys)
     _assert_acts_as(seed1, load_exported(out).act_fn()(obs), obs, (-1.0,), (1.0,), "exported")
     _assert_acts_as(seed1, policy.act_fn(1)(obs), obs, (-1.0,), (1.0,), "checkpoint")
     assert not np.array_equal(policy.act_fn(0)(obs), policy.act_fn(1)(obs))
+
+
+def test_the_preset_name_is_passed_in_not_read_back_from_the_run_directory(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps({"preset": "paper"}))  # not consulted
+    config = ddpg_jax.DDPGConfig(total_steps=60, warmup_steps=40, batch_size=8,
+                                 hidden_sizes=(8,), eval_every=0, eval_episodes=1)
+    result = ddpg_jax.train(config, "Pendulum-v1", run_dir=run_dir, preset="td3", log=None)
+    assert json.loads((result.checkpoint / "meta.json").read_text())["policy"]["preset"] == "td3"
+    unnamed = ddpg_jax.train(config, "Pendulum-v1", run_dir=tmp_path / "other", log=None)
+    assert json.loads((unnamed.checkpoint / "meta.json").read_text())["policy"]["preset"] is None

@@ -141,6 +141,21 @@ def example_transition(obs_dim: int, action_dim: int) -> Transition:
                       jnp.zeros(obs_dim, jnp.float32))
 
 
+class _Pieces(NamedTuple):
+    """What the learner's functions are made of, built once by :func:`make_learner`."""
+
+    config: DDPGConfig
+    networks: Networks
+    noise: Noise
+    step: GradientStep
+    row: Any  # one buffer row (with its ``done`` flag when n_step > 1)
+    action_dim: int
+
+    @property
+    def per_env_scales(self) -> bool:
+        return self.config.noise_scale_max > 0
+
+
 def make_learner(
     config: DDPGConfig,
     obs_dim: int,
@@ -162,40 +177,77 @@ def make_learner(
     """
     config.validate()
     networks = make_networks(config.network, obs_dim, action_low, action_high)
-    noise = make_noise(config.noise, config.ou_theta, config.ou_dt)
-    step = make_gradient_step(networks, config, branch_on_delay=not batched)
-    noisy_action = make_explore(networks, noise)
-    low, high = jnp.asarray(networks.action_low), jnp.asarray(networks.action_high)
-    action_dim = low.shape[0]
-    num_envs = config.num_envs
-    updates = config.updates_per_vector
-    per_env_scales = config.noise_scale_max > 0
-    n_step = config.n_step
-    episodic = config.update_schedule == "episode"
+    action_dim = int(np.shape(networks.action_low)[0])
     row = example_transition(obs_dim, action_dim)
-    if n_step > 1:
+    if config.n_step > 1:
         row = nstep.make_row(row, jnp.zeros((), bool))
+    p = _Pieces(config, networks, make_noise(config.noise, config.ou_theta, config.ou_dt),
+                make_gradient_step(networks, config, branch_on_delay=not batched), row,
+                action_dim)
+    observe = _make_observe(p)
+    sample_rows, sample_at = _make_sampling(p)
+    if config.update_schedule == "episode":
+        learn = _make_learn_episodic(p, observe, sample_rows, sample_at)
+    else:
+        learn = _make_learn_per_step(p, observe, sample_rows, sample_at)
+    low, high = jnp.asarray(networks.action_low), jnp.asarray(networks.action_high)
+
+    def policy(ts: TrainState, obs: Array) -> Array:
+        return networks.actor_apply(ts.actor_params, normalize_obs(ts, obs, config))
+
+    def evaluate(ts: TrainState, key: PRNGKey, env: Any, env_params: Any,
+                 episodes: int) -> Array:
+        return evaluate_episodes(lambda obs: policy(ts, obs), key, env, env_params, episodes)
+
+    def random_action(key: PRNGKey, n: int) -> Array:
+        return jax.random.uniform(key, (n, action_dim), jnp.float32, low, high)
+
+    return Learner(_make_init(p), _make_explore_agent(p), observe, learn, policy, evaluate,
+                   random_action, sample_rows, sample_at, networks, p.noise, p.step)
+
+
+def _make_init(p: _Pieces) -> Callable[..., AgentState]:
+    """``init(key, hparams=None)``: fresh networks, an empty buffer, the noise at rest."""
+    config = p.config
 
     def init(key: PRNGKey, hparams: HParams | None = None) -> AgentState:
-        noise_state = noise.init(num_envs, action_dim)
-        if per_env_scales:  # split only here, so runs with one scale keep their numbers
+        noise_state = p.noise.init(config.num_envs, p.action_dim)
+        if p.per_env_scales:  # split only here, so runs with one scale keep their numbers
             key, scales_key = jax.random.split(key)
-            ts = step.init(key, hparams)
+            ts = p.step.init(key, hparams)
             noise_state = noise_state._replace(
                 scale=draw_scales(scales_key, ts.hparams.noise_scale, config.noise_scale_max,
-                                  num_envs))
+                                  config.num_envs))
         else:
-            ts = step.init(key, hparams)
-        return AgentState(train_state=ts, buffer=rb.init(row, config.buffer_size),
+            ts = p.step.init(key, hparams)
+        episodic = config.update_schedule == "episode"
+        return AgentState(train_state=ts, buffer=rb.init(p.row, config.buffer_size),
                           noise_state=noise_state, nonfinite=no_nonfinite(),
                           owed=jnp.zeros((), jnp.int32) if episodic else None)
 
+    return init
+
+
+def _make_explore_agent(p: _Pieces) -> Callable[..., tuple[AgentState, Array]]:
+    """``explore(agent, key, obs)``: the noisy action, with each env's scale."""
+    noisy_action = make_explore(p.networks, p.noise)
+
     def explore(agent: AgentState, key: PRNGKey, obs: Array) -> tuple[AgentState, Array]:
         ts = agent.train_state
-        scale = agent.noise_state.scale[:, None] if per_env_scales else ts.hparams.noise_scale
+        scale = (agent.noise_state.scale[:, None] if p.per_env_scales
+                 else ts.hparams.noise_scale)
         action, noise_state = noisy_action(ts.actor_params, agent.noise_state, key,
-                                           normalize_obs(ts, obs, config), scale)
+                                           normalize_obs(ts, obs, p.config), scale)
         return agent._replace(noise_state=noise_state), action
+
+    return explore
+
+
+def _make_observe(p: _Pieces) -> Callable[..., AgentState]:
+    """``observe(agent, transitions, done=None)``: rows into the buffer, statistics updated,
+    and (episode schedule) the gradient steps they are owed added to the count."""
+    config = p.config
+    n_step, updates = config.n_step, config.updates_per_vector
 
     def observe(agent: AgentState, transitions: Transition, done: Array | None = None
                 ) -> AgentState:
@@ -209,53 +261,90 @@ def make_learner(
                                  f"with n_step = {n_step}: n-step returns stop at episode ends")
             rows = nstep.make_row(transitions, done)
         agent = agent._replace(buffer=rb.add(agent.buffer, rows), train_state=ts)
-        if episodic:  # rows come in vector steps, so this is exact
-            owed = updates * transitions.reward.shape[0] // num_envs
+        if config.update_schedule == "episode":  # rows come in vector steps: this is exact
+            owed = updates * transitions.reward.shape[0] // config.num_envs
             agent = agent._replace(owed=agent.owed + owed)
         return agent
 
-    def sample_rows(agent: AgentState, key: PRNGKey, batches: int = updates) -> Array:
+    return observe
+
+
+def _make_sampling(p: _Pieces) -> tuple[Callable[..., Array], Callable[..., Any]]:
+    """``sample_rows(agent, key, batches)`` and ``sample_at(agent, rows)`` (see :class:`Learner`)."""
+    config = p.config
+
+    def sample_rows(agent: AgentState, key: PRNGKey,
+                    batches: int = config.updates_per_vector) -> Array:
         return rb.sample_rows(agent.buffer, key, config.batch_size, batches)
 
     def sample_at(agent: AgentState, rows: Array) -> Transition | nstep.NStepTransition:
-        if n_step > 1:
-            flat = nstep.returns_from(agent.buffer, rows.reshape(-1), n_step, num_envs,
-                                      agent.train_state.hparams.gamma)
+        if config.n_step > 1:
+            flat = nstep.returns_from(agent.buffer, rows.reshape(-1), config.n_step,
+                                      config.num_envs, agent.train_state.hparams.gamma)
             return jax.tree.map(lambda x: x.reshape(rows.shape + x.shape[1:]), flat)
         return rb.gather(agent.buffer, rows)
 
-    def sample(agent: AgentState, key: PRNGKey, batches: int = updates
-               ) -> Transition | nstep.NStepTransition:
-        return sample_at(agent, sample_rows(agent, key, batches))
+    return sample_rows, sample_at
 
-    def restart_noise(agent: AgentState, done: Array, key: PRNGKey | None) -> NoiseState:
-        noise_state = noise.reset(agent.noise_state, done)
-        if per_env_scales:
-            fresh = draw_scales(key, agent.train_state.hparams.noise_scale,
-                                config.noise_scale_max, num_envs)
-            noise_state = noise_state._replace(scale=jnp.where(done, fresh, noise_state.scale))
-        return noise_state
 
-    def update_per_step(agent: AgentState, key: PRNGKey
-                        ) -> tuple[TrainState, dict[str, Array], dict[str, Array]]:
-        ts, metrics = jax.lax.scan(step.update, agent.train_state, sample(agent, key))
+def _keys_for(p: _Pieces, key: PRNGKey) -> tuple[PRNGKey, PRNGKey | None]:
+    """One key per consumer of ``learn``: sampling, and the noise scales when they are drawn.
+    Split only when the scales need a key, so runs with one scale keep their numbers."""
+    if p.per_env_scales:
+        sample_key, scales_key = jax.random.split(key)
+        return sample_key, scales_key
+    return key, None
+
+
+def _finish_learn(p: _Pieces, agent: AgentState, ts: TrainState, metrics: dict[str, Array],
+                  done: Array, scales_key: PRNGKey | None, env_steps: Array) -> AgentState:
+    """The new train state, the noise of finished episodes restarted (their scales redrawn),
+    and the first non-finite value recorded."""
+    noise_state = p.noise.reset(agent.noise_state, done)
+    if p.per_env_scales:
+        fresh = draw_scales(scales_key, agent.train_state.hparams.noise_scale,
+                            p.config.noise_scale_max, p.config.num_envs)
+        noise_state = noise_state._replace(scale=jnp.where(done, fresh, noise_state.scale))
+    return agent._replace(train_state=ts, noise_state=noise_state,
+                          nonfinite=guard_nonfinite(agent.nonfinite, env_steps, metrics, ts))
+
+
+def _make_learn_per_step(p: _Pieces, observe: Callable, sample_rows: Callable,
+                         sample_at: Callable) -> Callable[..., tuple[AgentState, dict]]:
+    """``learn`` of the per-step schedule: ``updates_per_vector`` gradient steps in a scan."""
+    updates = p.config.updates_per_vector
+
+    def learn(agent: AgentState, transition: Transition, done: Array, key: PRNGKey,
+              env_steps: Array) -> tuple[AgentState, dict[str, Array]]:
+        agent = observe(agent, transition, done)
+        sample_key, scales_key = _keys_for(p, key)
+        batches = sample_at(agent, sample_rows(agent, sample_key))
+        ts, metrics = jax.lax.scan(p.step.update, agent.train_state, batches)
         sums = {name: jnp.sum(metrics[name]) for name in METRIC_NAMES}
         sums["updates"] = jnp.asarray(updates, jnp.float32)
         sums["actor_updates"] = jnp.sum(metrics["actor_updated"])
-        return ts, metrics, sums
+        return _finish_learn(p, agent, ts, metrics, done, scales_key, env_steps), sums
 
-    def update_owed(agent: AgentState, key: PRNGKey, count: Array
-                    ) -> tuple[TrainState, dict[str, Array], dict[str, Array]]:
-        """``count`` gradient steps in a row (the TD3 authors' burst at an episode end).
+    return learn
 
-        A ``while_loop`` with the count as its bound, one freshly sampled batch
-        per step: the count varies from call to call. Under ``vmap`` the loop
-        runs to the largest count of the batch and each member keeps its own.
-        """
+
+def _make_learn_episodic(p: _Pieces, observe: Callable, sample_rows: Callable,
+                         sample_at: Callable) -> Callable[..., tuple[AgentState, dict]]:
+    """``learn`` of the episode schedule: every gradient step owed so far runs when any
+    env's episode ends (the TD3 authors' burst), none otherwise.
+
+    A ``while_loop`` with the count as its bound, one freshly sampled batch per
+    step (step ``i`` samples with ``fold_in(key, i)``): the count varies from
+    call to call. Under ``vmap`` the loop runs to the largest count of the batch
+    and each member keeps its own.
+    """
+    def burst(agent: AgentState, key: PRNGKey, count: Array
+              ) -> tuple[TrainState, dict[str, Array]]:
         def body(carry):
             i, ts, sums = carry
-            batch = jax.tree.map(lambda x: x[0], sample(agent, jax.random.fold_in(key, i), 1))
-            ts, m = step.update(ts, batch)
+            rows = sample_rows(agent, jax.random.fold_in(key, i), 1)
+            batch = jax.tree.map(lambda x: x[0], sample_at(agent, rows))
+            ts, m = p.step.update(ts, batch)
             added = {**{name: m[name] for name in METRIC_NAMES},
                      "actor_updates": m["actor_updated"]}
             return i + 1, ts, {name: sums[name] + added[name] for name in sums}
@@ -264,42 +353,20 @@ def make_learner(
         _, ts, sums = jax.lax.while_loop(lambda c: c[0] < count, body,
                                          (jnp.zeros((), jnp.int32), agent.train_state, zeros))
         sums["updates"] = count.astype(jnp.float32)
-        # The sums carry any NaN or infinity of the steps to the guard.
-        return ts, {name: sums[name] for name in METRIC_NAMES}, sums
+        return ts, sums
 
     def learn(agent: AgentState, transition: Transition, done: Array, key: PRNGKey,
               env_steps: Array) -> tuple[AgentState, dict[str, Array]]:
         agent = observe(agent, transition, done)
-        # One key per consumer: sampling (the burst folds its step number into
-        # its key) and the noise scales. Split only when the scales need a key,
-        # so runs with one scale keep the numbers they had.
-        if per_env_scales:
-            sample_key, scales_key = jax.random.split(key)
-        else:
-            sample_key, scales_key = key, None
-        if episodic:  # everything owed runs when an episode ends, nothing otherwise
-            count = jnp.where(jnp.any(done), agent.owed, 0)
-            ts, metrics, sums = update_owed(agent, sample_key, count)
-            agent = agent._replace(owed=agent.owed - count)
-        else:
-            ts, metrics, sums = update_per_step(agent, sample_key)
-        agent = agent._replace(
-            train_state=ts, noise_state=restart_noise(agent, done, scales_key),
-            nonfinite=guard_nonfinite(agent.nonfinite, env_steps, metrics, ts))
-        return agent, sums
+        sample_key, scales_key = _keys_for(p, key)
+        count = jnp.where(jnp.any(done), agent.owed, 0)
+        ts, sums = burst(agent, sample_key, count)
+        agent = agent._replace(owed=agent.owed - count)
+        # The sums carry any NaN or infinity of the steps to the guard.
+        metrics = {name: sums[name] for name in METRIC_NAMES}
+        return _finish_learn(p, agent, ts, metrics, done, scales_key, env_steps), sums
 
-    def policy(ts: TrainState, obs: Array) -> Array:
-        return networks.actor_apply(ts.actor_params, normalize_obs(ts, obs, config))
-
-    def evaluate(ts: TrainState, key: PRNGKey, env: Any, env_params: Any,
-                 episodes: int) -> Array:
-        return evaluate_episodes(lambda obs: policy(ts, obs), key, env, env_params, episodes)
-
-    def random_action(key: PRNGKey, n: int) -> Array:
-        return jax.random.uniform(key, (n, action_dim), jnp.float32, low, high)
-
-    return Learner(init, explore, observe, learn, policy, evaluate, random_action, sample_rows,
-                   sample_at, networks, noise, step)
+    return learn
 
 
 def evaluate_episodes(act: Callable[[Array], Array], key: PRNGKey, env: Any, env_params: Any,

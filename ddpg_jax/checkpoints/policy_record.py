@@ -53,7 +53,8 @@ def describe_policy(networks: Any, *, train_state: str, seed_axis: bool) -> dict
 
 
 def preset_of(run_dir: str | os.PathLike | None) -> str | None:
-    # The command line writes RUN_DIR/config.json (with the preset) before training starts.
+    """The preset named by a run directory's ``config.json``: for checkpoints written before
+    the policy record held the preset (the command line writes that file first)."""
     if run_dir is None:
         return None
     try:
@@ -77,7 +78,7 @@ def obs_norm_record(enabled: bool, obs_stats: Any) -> dict[str, Any]:
 
 
 def policy_record(description: Mapping[str, Any], config: Any, obs_stats: Any,
-                  run_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+                  preset: str | None = None) -> dict[str, Any]:
     """The ``policy`` record of one checkpoint's ``meta.json``.
 
     Args:
@@ -85,12 +86,11 @@ def policy_record(description: Mapping[str, Any], config: Any, obs_stats: Any,
       config: the run's :class:`~ddpg_jax.config.DDPGConfig`.
       obs_stats: the train state's ``obs_stats`` at the save (with the seed
         axis, if any); recorded when ``config.obs_norm``.
-      run_dir: the run directory, whose ``config.json`` names the preset when
-        the run was started from the command line.
+      preset: the name of the preset the run started from, if the caller said
+        (the command line does).
     """
     return {"version": POLICY_RECORD_VERSION, **description,
-            "obs_norm": obs_norm_record(config.obs_norm, obs_stats),
-            "preset": preset_of(run_dir)}
+            "obs_norm": obs_norm_record(config.obs_norm, obs_stats), "preset": preset}
 
 
 def read_policy_record(checkpoint: Checkpoint) -> dict[str, Any] | None:

@@ -566,7 +566,8 @@ def _train(plan: _RunPlan, say, signals: StopSignals, wandb) -> int:
     result = train(config, plan.env_id, backend=plan.backend, num_seeds=num_seeds, log=say,
                    on_evaluation=wandb.evaluation if wandb is not None else None,
                    on_chunk=wandb.chunk if wandb is not None else None, should_stop=signals,
-                   run_dir=plan.out, options=plan.options, resume_from=plan.resume)
+                   run_dir=plan.out, options=plan.options, resume_from=plan.resume,
+                   preset=plan.preset)
     if result.interrupted:
         return _interrupted(plan, signals, result.env_steps, result.checkpoint)
     s = {**result.summary, "preset": plan.preset,

@@ -150,6 +150,7 @@ def train_chunked(
     resume_from: str | os.PathLike | Checkpoint | None = None,
     callbacks: Callbacks = Callbacks(),
     devices: Any = None,
+    preset: str | None = None,
 ) -> TrainResult:
     """Trains ``num_seeds`` runs of ``config`` chunk by chunk, with checkpoints and resume.
 
@@ -197,7 +198,8 @@ def train_chunked(
                       run_dir=run_dir, callbacks=callbacks, num_seeds=num_seeds,
                       resumed=checkpoint, start_steps=v * schedule.num_envs,
                       policy=describe_policy(loop.learner.networks, seed_axis=True,
-                                             train_state="agent/train_state"))
+                                             train_state="agent/train_state"),
+                      preset=preset)
     session.wall_offset += compiled.compile_time_s  # the wall time includes compiling
     start = v * schedule.num_envs
     state, interrupted = _run(session, schedule, placement, compiled, state, v)

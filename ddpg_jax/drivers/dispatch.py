@@ -55,6 +55,7 @@ def train(
     on_progress: Callable[[int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     devices: Sequence[jax.Device] | None = None,
+    preset: str | None = None,
 ) -> TrainResult:
     """Trains DDPG/TD3 on a gymnasium env or a JAX env, with the driver that fits it.
 
@@ -80,42 +81,31 @@ def train(
       run_dir: directory that receives ``checkpoints/``, the metric files
         ``evaluations.jsonl`` / ``train_metrics.jsonl`` (and their CSV twins) and,
         with ``options.tensorboard``, ``tensorboard/``; ``None`` writes nothing.
-      options: checkpoint cadence and retention, whether the buffer is saved,
-        TensorBoard events, a progress bar, the compilation cache folder (see
-        :class:`RunOptions`).
+      options: checkpoints, TensorBoard, progress bar, cache (:class:`RunOptions`).
       resume_from: a checkpoint (or its directory) of the same driver to
         continue from; its config must equal ``config`` except for a larger
         ``total_steps``.
-      log: receives one line per evaluation; ``None`` for silence.
-      on_evaluation, on_chunk: called with each evaluation / training-chunk record.
-      on_progress: called with the environment steps done (per run).
-      should_stop: polled at safe points; once True the run writes a
-        checkpoint (with a ``run_dir``) and returns with ``interrupted=True``.
+      log, on_evaluation, on_chunk, on_progress: receive each evaluation's line (``None``
+        for silence), record, each training chunk's record, the env steps done per run.
+      should_stop: polled at safe points; once True the run checkpoints (with a
+        ``run_dir``) and returns with ``interrupted=True``.
       devices: devices to shard the JAX driver's runs over (default: all).
+      preset: the name of the preset ``config`` came from, recorded in checkpoints.
 
-    While it runs, jax's persistent compilation cache is on (in
-    ``options.compile_cache``, ``$DDPG_JAX_CACHE_DIR`` or a per-user folder; see
-    :mod:`ddpg_jax.drivers.compile_cache`) and jax's matmul precision is
-    ``config.matmul_precision`` unless that is ``"default"``; both of jax's settings
-    are put back when it returns.
+    While it runs, jax's persistent compilation cache is on (see
+    :mod:`ddpg_jax.drivers.compile_cache`) and matmuls run at ``config.matmul_precision``;
+    jax's settings are put back when it returns.
 
     Returns:
-      A :class:`~ddpg_jax.drivers.result.TrainResult`, the same type for both drivers.
+      A :class:`~ddpg_jax.drivers.result.TrainResult` (either driver).
 
     Raises:
-      ConfigError, EnvSpecError, CheckpointError, RunOptionsError: for bad input, before
-        any work.
-      MissingExtraError: for ``options.tensorboard`` without the package, before any work.
+      ConfigError, EnvSpecError, CheckpointError, RunOptionsError, MissingExtraError (for
+        ``options.tensorboard`` without the package): for bad input, before any work.
       NonFiniteError: when training produces NaN or infinity.
     """
     config.validate()
-    if backend is not None and backend not in BACKENDS:
-        raise ConfigError(f"backend {backend!r} is not known; accepted: {' | '.join(BACKENDS)}.")
-    is_jax = (isinstance(env, Environment) or backend == "jax"
-              or (isinstance(env, tuple) and len(env) == 2 and isinstance(env[0], Environment)))
-    if not is_jax and (num_seeds != 1 or keys is not None):
-        raise ConfigError(f"num_seeds {num_seeds} needs a JAX env (the jax backend); the "
-                          "gymnasium driver trains one seed per process.")
+    is_jax = _is_jax(env, backend, num_seeds, keys)
     options = (options or RunOptions()).validate()
     writers = RunWriters(options, run_dir, config.total_steps)
     callbacks = writers.wrap(Callbacks(log, on_evaluation, on_chunk, on_progress, should_stop))
@@ -123,16 +113,29 @@ def train(
         with compile_cache(options.compile_cache), run_matmul_precision(config):
             return _run_driver(config, env, env_params, is_jax, num_seeds=num_seeds, keys=keys,
                                env_kwargs=env_kwargs, run_dir=run_dir, options=options,
-                               resume_from=resume_from, callbacks=callbacks, devices=devices)
+                               resume_from=resume_from, callbacks=callbacks, devices=devices,
+                               preset=preset)
     finally:
         writers.close()
+
+
+def _is_jax(env: Any, backend: str | None, num_seeds: int, keys: jax.Array | None) -> bool:
+    """Whether ``env`` trains through the whole-loop driver; refuses what neither driver takes."""
+    if backend is not None and backend not in BACKENDS:
+        raise ConfigError(f"backend {backend!r} is not known; accepted: {' | '.join(BACKENDS)}.")
+    is_jax = (isinstance(env, Environment) or backend == "jax"
+              or (isinstance(env, tuple) and len(env) == 2 and isinstance(env[0], Environment)))
+    if not is_jax and (num_seeds != 1 or keys is not None):
+        raise ConfigError(f"num_seeds {num_seeds} needs a JAX env (the jax backend); the "
+                          "gymnasium driver trains one seed per process.")
+    return is_jax
 
 
 def _run_driver(config: DDPGConfig, env: Any, env_params: Any, is_jax: bool, *, num_seeds: int,
                 keys: jax.Array | None, env_kwargs: dict[str, Any] | None,
                 run_dir: str | os.PathLike | None, options: RunOptions,
                 resume_from: str | os.PathLike | Checkpoint | None, callbacks: Callbacks,
-                devices: Sequence[jax.Device] | None) -> TrainResult:
+                devices: Sequence[jax.Device] | None, preset: str | None) -> TrainResult:
     """The whole-loop driver for a JAX env, the gymnasium driver otherwise."""
     if is_jax:
         from ddpg_jax.drivers.chunked import train_chunked
@@ -140,8 +143,9 @@ def _run_driver(config: DDPGConfig, env: Any, env_params: Any, is_jax: bool, *, 
         made, params, env_id = jax_env(env, env_params)
         return train_chunked(config, made, params, num_seeds=num_seeds, keys=keys,
                              env_id=env_id, run_dir=run_dir, options=options,
-                             resume_from=resume_from, callbacks=callbacks, devices=devices)
+                             resume_from=resume_from, callbacks=callbacks, devices=devices,
+                             preset=preset)
     from ddpg_jax.drivers.host import train_host
 
     return train_host(config, env, env_kwargs=env_kwargs, run_dir=run_dir, options=options,
-                      resume_from=resume_from, callbacks=callbacks)
+                      resume_from=resume_from, callbacks=callbacks, preset=preset)

@@ -389,6 +389,7 @@ def train_host(
     options: RunOptions | None = None,
     resume_from: str | os.PathLike | Checkpoint | None = None,
     callbacks: Callbacks = Callbacks(),
+    preset: str | None = None,
 ) -> TrainResult:
     """Trains on a gymnasium environment (an id, or a factory returning a ``gymnasium.Env``).
 
@@ -419,7 +420,8 @@ def train_host(
                       run_dir=run_dir, callbacks=callbacks, resumed=checkpoint,
                       start_steps=checkpoint.step if checkpoint else 0,
                       policy=describe_policy(learner.networks, seed_axis=False,
-                                             train_state="carry/agent/train_state"))
+                                             train_state="carry/agent/train_state"),
+                      preset=preset)
     run = _Run(config, spec, factory, vector_env(factory, n), np.random.default_rng(config.seed),
                fns, schedule, session, compiling)
     try:

@@ -164,13 +164,14 @@ class Session:
       policy: the driver's description of the policy
         (:func:`ddpg_jax.checkpoints.policy_record.describe_policy`); each checkpoint's meta then
         holds a ``policy`` record, so the policy loads without the env.
+      preset: the preset's name, recorded in that policy record.
     """
 
     def __init__(self, *, backend: str, env_id: str, config: DDPGConfig, options: RunOptions,
                  run_dir: str | os.PathLike | None, callbacks: Callbacks, num_seeds: int = 1,
                  resumed: Checkpoint | None = None, start_steps: int = 0,
-                 policy: dict[str, Any] | None = None):
-        self.backend, self.env_id, self.config = backend, env_id, config
+                 policy: dict[str, Any] | None = None, preset: str | None = None):
+        self.backend, self.env_id, self.config, self.preset = backend, env_id, config, preset
         self.run_dir, self.policy = run_dir, policy
         self.callbacks, self.num_seeds = callbacks, num_seeds
         self.evaluations: list[dict[str, Any]] = []
@@ -268,7 +269,7 @@ class Session:
             "num_seeds": self.num_seeds, "env_steps": env_steps,
             "eval_return": evals[-1]["eval_return_mean"] if self.evaluated_at(env_steps) else None,
             **meta,
-            **({"policy": policy_record(self.policy, self.config, obs_stats, self.run_dir)}
+            **({"policy": policy_record(self.policy, self.config, obs_stats, self.preset)}
                if self.policy is not None else {}),
             "host": {"evaluations": evals, "eval_window": self.eval_window.to_json(),
                      "wall_time_s": self.wall_time(), **(host or {})},

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ddpg_jax.checkpoints.format import Checkpoint, load_item, trim_rows
+from ddpg_jax.checkpoints.format import Checkpoint
 from ddpg_jax.checkpoints.policy_record import describe_policy
 from ddpg_jax.checkpoints.resume import open_for_resume
 from ddpg_jax.config import DDPGConfig
@@ -34,7 +34,12 @@ from ddpg_jax.drivers.multi import seed_keys
 from ddpg_jax.drivers.result import TrainResult, summarize
 from ddpg_jax.drivers.run_options import RunOptions
 from ddpg_jax.drivers.schedule import Schedule, make_schedule
-from ddpg_jax.drivers.session import Callbacks, Session
+from ddpg_jax.drivers.session import (
+    Callbacks,
+    Session,
+    checkpoint_items,
+    load_checkpoint_items,
+)
 from ddpg_jax.drivers.sharding import RunPlacement, place_runs
 from ddpg_jax.envs.core import Environment
 
@@ -84,11 +89,10 @@ def _restore(checkpoint: Checkpoint, loop: Loop, keys: np.ndarray) -> LoopState:
     """The batched loop state of a checkpoint, on the host (buffer zeros if it was left out)."""
     template = jax.eval_shape(jax.vmap(lambda k: loop.init(k)), keys)
     buffer_t = template.agent.buffer
-    loaded = load_item(checkpoint, "state",
-                       template._replace(agent=template.agent._replace(buffer=None)))
-    if "buffer" in checkpoint.meta["items"]:
-        buffer = load_item(checkpoint, "buffer", buffer_t, pad_axis=1)
-    else:
+    loaded, buffer = load_checkpoint_items(
+        checkpoint, template._replace(agent=template.agent._replace(buffer=None)), buffer_t,
+        seed_axis=True)
+    if buffer is None:
         buffer = jax.tree.map(lambda t: np.zeros(t.shape, t.dtype), buffer_t)
     return loaded._replace(agent=loaded.agent._replace(buffer=buffer))
 
@@ -98,10 +102,8 @@ def _save(session: Session, placement: RunPlacement, state: LoopState, env_steps
         return
     host = placement.fetch(state)
     agent = host.agent
-    items: dict[str, Any] = {"state": host._replace(agent=agent._replace(buffer=None))}
-    if session.buffer_in_checkpoint:  # rows past the fill level are zeros: not saved
-        items["buffer"] = agent.buffer.replace(packed=trim_rows(
-            agent.buffer.packed, int(np.max(agent.buffer.size)), axis=1))
+    items = checkpoint_items(host._replace(agent=agent._replace(buffer=None)), agent.buffer,
+                             session.buffer_in_checkpoint, seed_axis=True)
     session.save(env_steps, items, {}, obs_stats=agent.train_state.obs_stats)
 
 

@@ -35,19 +35,19 @@ import numpy as np
 from ddpg_jax.agent.learner import COUNT_NAMES, AgentState, Learner, make_learner
 from ddpg_jax.agent.nonfinite import NonFiniteError, check_host_transition
 from ddpg_jax.agent.state import METRIC_NAMES, Array, Transition
-from ddpg_jax.checkpoints.format import (
-    Checkpoint,
-    CheckpointError,
-    load_item,
-    trim_rows,
-)
+from ddpg_jax.checkpoints.format import Checkpoint, CheckpointError
 from ddpg_jax.checkpoints.policy_record import describe_policy
 from ddpg_jax.checkpoints.resume import open_for_resume
 from ddpg_jax.config import DDPGConfig
 from ddpg_jax.drivers.result import TrainResult, summarize
 from ddpg_jax.drivers.run_options import RunOptions
 from ddpg_jax.drivers.schedule import Schedule, make_schedule
-from ddpg_jax.drivers.session import Callbacks, Session
+from ddpg_jax.drivers.session import (
+    Callbacks,
+    Session,
+    checkpoint_items,
+    load_checkpoint_items,
+)
 from ddpg_jax.envs import gymnasium_state as gym_state
 from ddpg_jax.envs.gymnasium_check import EnvFactory, EnvSpec, check_env, env_factory
 from ddpg_jax.envs.gymnasium_episodes import (
@@ -241,11 +241,9 @@ def _save(run: _Run, host: HostState, carry: HostCarry) -> HostCarry:
     session.check_finite(carry.agent.nonfinite)  # a state with NaNs is never saved
     carry = _flush_warm(run, host, carry)
     agent = carry.agent
-    items = {"state": {"carry": carry._replace(agent=agent._replace(buffer=None)),
-                       "obs": host.obs, "action": host.action}}
-    if session.buffer_in_checkpoint:  # rows past the fill level are zeros: not saved
-        items["buffer"] = agent.buffer.replace(
-            packed=trim_rows(agent.buffer.packed, int(agent.buffer.size)))
+    items = checkpoint_items({"carry": carry._replace(agent=agent._replace(buffer=None)),
+                              "obs": host.obs, "action": host.action}, agent.buffer,
+                             session.buffer_in_checkpoint, seed_axis=False)
     meta = {"updates": int(agent.train_state.step), "rng_state": run.rng.bit_generator.state,
             "envs": gym_state.snapshot_vector(run.envs)}
     session.save(host.env_steps, items, meta, host=host.to_json(),
@@ -336,9 +334,9 @@ def _restore(run: _Run, checkpoint: Checkpoint, host: HostState,
     agent = carry.agent
     template = {"carry": carry._replace(agent=agent._replace(buffer=None)), "obs": host.obs,
                 "action": host.action}
-    loaded = load_item(checkpoint, "state", template)
-    has_buffer = "buffer" in meta["items"]
-    buffer = load_item(checkpoint, "buffer", agent.buffer, pad_axis=0) if has_buffer else agent.buffer
+    loaded, buffer = load_checkpoint_items(checkpoint, template, agent.buffer, seed_axis=False)
+    has_buffer = buffer is not None
+    buffer = buffer if has_buffer else agent.buffer
     loaded_carry = loaded["carry"]
     carry = jax.device_put(loaded_carry._replace(agent=loaded_carry.agent._replace(buffer=buffer)))
     try:

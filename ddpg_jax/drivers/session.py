@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import jax
+import numpy as np
 
 from ddpg_jax.agent.nonfinite import raise_if_nonfinite
 from ddpg_jax.checkpoints.format import (
@@ -25,6 +26,9 @@ from ddpg_jax.checkpoints.format import (
     CheckpointError,
     CheckpointManager,
     checkpoint_dir,
+    load_item,
+    step_dir_name,
+    trim_rows,
 )
 from ddpg_jax.checkpoints.policy_record import policy_record
 from ddpg_jax.config import DDPGConfig
@@ -148,6 +152,29 @@ class RunWriters:
             self.run_log = None
 
 
+def checkpoint_items(state: Any, buffer: Any, with_buffer: bool, seed_axis: bool
+                     ) -> dict[str, Any]:
+    """What a checkpoint of either driver holds: the loop's state, its buffer left out,
+    under ``"state"``, and (``with_buffer``) the buffer's written rows under ``"buffer"``
+    (rows past the fill level are zeros: not saved). ``seed_axis``: the rows are axis 1."""
+    items: dict[str, Any] = {"state": state}
+    if with_buffer:
+        rows = int(np.max(buffer.size))
+        items["buffer"] = buffer.replace(
+            packed=trim_rows(buffer.packed, rows, axis=1 if seed_axis else 0))
+    return items
+
+
+def load_checkpoint_items(checkpoint: Checkpoint, state: Any, buffer: Any, seed_axis: bool
+                          ) -> tuple[Any, Any | None]:
+    """The ``"state"`` and ``"buffer"`` items of :func:`checkpoint_items`, read into the
+    templates ``state`` and ``buffer``; the buffer is ``None`` when it was left out."""
+    loaded = load_item(checkpoint, "state", state)
+    if "buffer" not in checkpoint.meta["items"]:
+        return loaded, None
+    return loaded, load_item(checkpoint, "buffer", buffer, pad_axis=1 if seed_axis else 0)
+
+
 class Session:
     """The host side of one run (or one batch of seeds) in one process.
 
@@ -253,7 +280,7 @@ class Session:
     # ------------------------------------------------------------------ checkpoints
     def saved_at(self, env_steps: int) -> bool:
         return (self.last_checkpoint is not None
-                and self.last_checkpoint.name == f"step_{env_steps:012d}")
+                and self.last_checkpoint.name == step_dir_name(env_steps))
 
     def save(self, env_steps: int, items: dict[str, Any], meta: dict[str, Any],
              host: dict[str, Any] | None = None, obs_stats: Any = None) -> None:

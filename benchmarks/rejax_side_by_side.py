@@ -39,18 +39,29 @@ Differences that remain (each side as its library builds it):
 * env: this library's built-in JAX Pendulum against gymnax's Pendulum-v1
   (same dynamics and reward, different code and random initial states);
 * actor-update batch: rejax updates the actor on the minibatch of the
-  second critic update of its pair; this library's actor step uses the
-  batch of its own critic step too (the step's one batch), so both use the
-  last critic batch;
+  second critic update of its pair; this library's actor step reuses the
+  batch of the critic step it follows: the same choice in other code;
 * critic loss: rejax sums two ``optax.l2_loss`` (half squared error) means;
   this library averages squared errors. Adam makes the step nearly scale-free;
 * initialisation: rejax uses flax's default (LeCun normal, zero bias); this
   library its own default (see ``weight_init`` in ``DDPGConfig``);
 * this library's step also keeps per-chunk metric sums and a non-finite
-  guard (the work the second half of issue 19 item 5 examines);
-* under ``vmap``, both sides compute TD3's delayed actor gradient every step
-  and keep it with a select (rejax: its ``cond`` on ``global_step`` is
-  batched), except rejax's structure computes it once per pair of env steps.
+  guard (measured below the noise of a 256x256 step: see docs/benchmarks.md);
+* warm-up: this library runs its 1000 random steps as a separate scan
+  without updates; rejax branches on ``global_step > fill_buffer`` inside
+  every step (its step counter starts as a constant, so it stays unbatched
+  under ``vmap`` and the branch is a real ``cond``);
+* TD3's delay: rejax runs the actor once per pair of env steps by the shape
+  of its loop; this library branches on "does any vmapped run act now" (an
+  unbatched bool) and skips the actor's half on the other steps.
+
+Step counts: the matched setting is 20,000 steps per seed (the default of
+``--steps``). On the 2-core CPU this project runs on, 8 seeds x 20,000 steps
+take about 9 minutes per side and round (about 40 minutes for two rounds of
+both seed counts), so the recorded 8-seed run uses ``--steps 4000,2000``
+(3000 and 1000 learning steps per seed: its returns are those of short runs,
+and the warm-up weighs more in the 8-seed figure); 1 seed also ran at the
+matched 20,000 steps (``--seeds 1 --steps 20000``, its own results file).
 
 Figures per seed count: compile time, run time, env steps/s, final return
 (mean over seeds of the 128-episode evaluation), for both sides, and the

@@ -237,7 +237,7 @@ def main() -> None:
                     "rejax compile s": round(c["rejax"]["compile_s"], 1)} for c in cases],
                    ["seeds", "steps", "ours steps/s", "rejax steps/s", "ratio", "ours return",
                     "rejax return", "ours compile s", "rejax compile s"])
-    rec.record["rejax_versions"] = cases[0]["rejax"] and recs["rejax"][0]["versions"]
+    rec.record["rejax_versions"] = cases[0]["rounds"]["rejax"][0]["versions"]
     goals = [C.goal(f"ours >= 1.2x rejax env steps/s at {c['seeds']} seed(s)",
                     c["ratio_ours_over_rejax"]["median"], 1.2) for c in cases]
     rec.finish({"cases": cases}, goals)

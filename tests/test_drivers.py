@@ -56,7 +56,8 @@ def test_host_step_equals_the_learner_step_of_the_jax_driver(preset):
     Unbatched (``jax.jit(make_train(...))`` of one seed) the JAX driver runs the same
     program as the host step, bit for bit. Vmapped over seeds (``run_seeds``, the chunked
     driver) XLA batches the matmuls, which changes rounding in the last bit; TD3's delayed
-    actor step is a ``lax.cond`` on the host and a select in the JAX driver. ``parallel``
+    actor step is a ``lax.cond`` on the host and, in the JAX driver, a cond on "any vmapped
+    run acts now" with a select inside (a different program, so compared with a tolerance). ``parallel``
     adds n-step returns, per-env noise scales and gradient steps per vector step;
     ``episode`` runs TD3 with the gradient steps owed since the start (the warm-up's
     included) at the first episode end, in a ``while_loop``.

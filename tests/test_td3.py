@@ -213,3 +213,52 @@ def test_update_uses_normalized_observations_and_leaves_stats_alone():
     new_plain, m_plain = make_update(nets, plain)(state, pre)
     chex.assert_trees_all_close(new.critic_params, new_plain.critic_params, rtol=1e-6)
     np.testing.assert_allclose(m_big["critic_loss"], m_plain["critic_loss"], rtol=1e-6)
+
+
+def _primitives(jaxpr) -> set[str]:
+    """Names of every primitive in a jaxpr, sub-jaxprs (loops, branches) included."""
+    names = set()
+    for eqn in jaxpr.eqns:
+        names.add(eqn.primitive.name)
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            names |= _primitives(sub)
+    return names
+
+
+def test_vmapped_delay_branches_and_keeps_each_members_own_choice():
+    """Under vmap the delayed actor half sits in a cond on "any member acts now".
+
+    Members at different steps (one acts, one does not) must each step exactly
+    as the update does for it alone; a cond on a batched predicate would
+    disappear into a select (no ``cond`` left in the vmapped program).
+    """
+    config = DDPGConfig(hidden_sizes=(8,), num_critics=2, policy_delay=2, target_noise=0.2)
+    nets = make_networks(config, 3, LOW, HIGH)
+    update = make_update(nets, config)
+    s0 = init_train_state(jax.random.PRNGKey(0), nets, config)  # step 0: acts at step 2
+    s1 = init_train_state(jax.random.PRNGKey(3), nets, config).replace(
+        step=jnp.ones((), jnp.int32))  # step 1: its next update is an actor step
+    b0, b1 = make_batch(jax.random.PRNGKey(1)), make_batch(jax.random.PRNGKey(2))
+    stack = lambda *xs: jax.tree.map(lambda *a: jnp.stack(a), *xs)  # noqa: E731
+    states, batches = stack(s0, s1), stack(b0, b1)
+
+    assert "cond" in _primitives(jax.make_jaxpr(jax.vmap(update))(states, batches).jaxpr)
+
+    out, metrics = jax.jit(jax.vmap(update))(states, batches)
+    for i, (s, b) in enumerate(((s0, b0), (s1, b1))):
+        alone, alone_metrics = jax.jit(update)(s, b)
+        mine = jax.tree.map(lambda x: x[i], out)
+        # Two compiled programs (vmapped, alone): float32 rounding may differ by a few ulps.
+        chex.assert_trees_all_close(mine.actor_params, alone.actor_params, rtol=1e-5, atol=1e-6)
+        chex.assert_trees_all_close(mine.target_critic_params, alone.target_critic_params,
+                                    rtol=1e-5, atol=1e-6)
+        assert int(mine.actor_step) == int(alone.actor_step) == i
+        assert float(metrics["actor_updated"][i]) == i
+        np.testing.assert_allclose(metrics["actor_loss"][i], alone_metrics["actor_loss"],
+                                   rtol=1e-5)
+    # The member that did not act kept its actor, bit for bit (a select of the old values).
+    for x, y in zip(jax.tree.leaves(jax.tree.map(lambda x: x[0], out.actor_params)),
+                    jax.tree.leaves(s0.actor_params)):
+        np.testing.assert_array_equal(x, y)
+    assert not np.allclose(jax.tree.leaves(out.actor_params)[0][1],
+                           jax.tree.leaves(s1.actor_params)[0])

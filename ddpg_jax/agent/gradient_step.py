@@ -79,6 +79,21 @@ def _select(pred: Array, on_true: Any, on_false: Any) -> Any:
     return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
 
+@jax.custom_batching.custom_vmap
+def _any_in_batch(pred: Array) -> Array:
+    """``pred`` itself; under ``vmap``, whether it holds for any member, as one unbatched bool.
+
+    A ``lax.cond`` on the result stays a branch under ``vmap`` (a batched
+    predicate would turn it into a select that runs both sides).
+    """
+    return pred
+
+
+@_any_in_batch.def_vmap
+def _any_in_batch_vmap(axis_size: int, in_batched: list[bool], pred: Array):
+    return (jnp.any(pred, axis=0) if in_batched[0] else pred), False
+
+
 class _Step(NamedTuple):
     """What the gradient step closes over: fixed once :func:`make_gradient_step` is called."""
 
@@ -163,17 +178,29 @@ def _actor_kept(s: _Step, state: TrainState, critic_params: Params, obs: Array):
     return kept, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32)
 
 
+def _actor_selected(s: _Step, act_now: Array, state: TrainState, critic_params: Params,
+                    obs: Array):
+    """The actor's half computed, kept where ``act_now`` (a select: ``act_now`` may be batched)."""
+    moved, loss, norm = _actor_half(s, state, critic_params, obs)
+    kept, zero, _ = _actor_kept(s, state, critic_params, obs)
+    return (_select(act_now, moved, kept), jnp.where(act_now, loss, zero),
+            jnp.where(act_now, norm, zero))
+
+
 def _actor_delayed(s: _Step, state: TrainState, critic_params: Params, obs: Array,
                    act_now: Array):
     """TD3's delay: the actor's half on every ``policy_delay``-th step, else the old pieces."""
     if s.branch_on_delay:
         return jax.lax.cond(act_now, functools.partial(_actor_half, s),
                             functools.partial(_actor_kept, s), state, critic_params, obs)
-    # A select, not a cond: under vmap a cond runs both branches anyway.
-    moved, loss, norm = _actor_half(s, state, critic_params, obs)
-    kept, zero, _ = _actor_kept(s, state, critic_params, obs)
-    return (_select(act_now, moved, kept), jnp.where(act_now, loss, zero),
-            jnp.where(act_now, norm, zero))
+    if s.axis_name is not None:  # replicas all-reduce inside the actor's half: no branch
+        return _actor_selected(s, act_now, state, critic_params, obs)
+    # Batched: a cond on act_now itself would be a select under vmap and run the
+    # actor's half on every step. The vmapped runs step together, so the cond asks
+    # whether any member acts now (one unbatched bool) and skips the actor's half
+    # when none does; inside it, a select keeps each member's own choice.
+    return jax.lax.cond(_any_in_batch(act_now), functools.partial(_actor_selected, s, act_now),
+                        functools.partial(_actor_kept, s), state, critic_params, obs)
 
 
 def _update(s: _Step, state: TrainState, batch: Transition) -> tuple[TrainState, Metrics]:
@@ -236,9 +263,11 @@ def make_gradient_step(
         devices or a vmapped axis).
       branch_on_delay: with ``policy_delay > 1``, skip the actor's gradient on
         the steps where the actor does not move with ``lax.cond``. Right where
-        the step is not vmapped (the gymnasium driver); under ``vmap`` a cond
-        runs both branches, so the default computes the actor's half every
-        step and keeps it with a select.
+        the step is not vmapped (the gymnasium driver). The default (for
+        ``vmap``) branches on whether any vmapped member acts now, an
+        unbatched bool, and keeps each member's choice with a select inside:
+        the runs of one program step together, so the actor's half is skipped
+        on the steps where none acts (about a fifth of a 256x256 TD3 step).
 
     Returns:
       A :class:`GradientStep`. ``update``'s metrics are float32 scalars

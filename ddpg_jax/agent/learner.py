@@ -172,8 +172,8 @@ def make_learner(
       action_low, action_high: the env's finite action bounds, shape ``[action_dim]``.
       batched: whether the learner runs under ``vmap`` (the whole-loop driver's
         seeds). An unbatched learner skips TD3's delayed actor gradient with a
-        ``lax.cond``; a batched one keeps a select, since under ``vmap`` a cond
-        would run both branches.
+        ``lax.cond`` on its own step; a batched one branches on whether any
+        vmapped run acts now and selects each run's result inside the branch.
     """
     config.validate()
     networks = make_networks(config.network, obs_dim, action_low, action_high)

@@ -11,8 +11,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -188,7 +189,7 @@ class Recorder:
     def __init__(self, name: str, args: argparse.Namespace):
         self.name = name
         self.args = args
-        self.started = _dt.datetime.now(_dt.timezone.utc)
+        self.started = _dt.datetime.now(_dt.UTC)
         self.quiet = (wait_for_quiet(max_wait_s=args.wait_quiet)
                       if getattr(args, "wait_quiet", 0) > 0 else None)
         self.load_start = loadavg()
@@ -223,7 +224,7 @@ class Recorder:
         self.record["notes"] = list(notes)
         self.record["load_average_end"] = loadavg()
         self.record["wall_time_s"] = round(
-            (_dt.datetime.now(_dt.timezone.utc) - self.started).total_seconds(), 1)
+            (_dt.datetime.now(_dt.UTC) - self.started).total_seconds(), 1)
         path = self.args.out or RESULTS_DIR / (
             self.name + (".quick" if getattr(self.args, "quick", False) else "") + ".json")
         path.parent.mkdir(parents=True, exist_ok=True)

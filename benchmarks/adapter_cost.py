@@ -44,7 +44,8 @@ Results: ``benchmarks/results/adapter_cost[.quick].json``.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -100,7 +101,7 @@ def task_functions(task: Any, limit: int, n: int) -> dict[str, Callable]:
 
         def reset(_):
             fresh = v_reset(jax.vmap(lambda k: jax.random.split(k)[1])(keys))
-            pick = lambda f, s: jnp.where(done.reshape((n,) + (1,) * (s.ndim - 1)), f, s)  # noqa: E731
+            pick = lambda f, s: jnp.where(done.reshape((n,) + (1,) * (s.ndim - 1)), f, s)
             return jax.tree.map(pick, fresh, state), jnp.where(done, 0, time)
 
         return jax.lax.cond(jnp.any(done), reset, lambda _: (state, time), None)
@@ -118,7 +119,7 @@ def adapter_functions(env: Any, params: Any) -> dict[str, Callable]:
             return v(keys, state, action, params)[1]
         return one
 
-    main_step = lambda k, s, a, p: Environment.step(env, k, s, a, p)  # noqa: E731
+    main_step = lambda k, s, a, p: Environment.step(env, k, s, a, p)
     return {"adapter": through(env.step), "adapter_main": through(main_step)}
 
 

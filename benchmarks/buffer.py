@@ -59,7 +59,7 @@ def host_transitions(n: int, obs_dim: int, act_dim: int) -> list[Transition]:
                        rng.standard_normal((1, obs_dim), np.float32)) for _ in range(n)]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _chunk_adder(chunk: int, obs_dim: int, act_dim: int):
     """A jitted, donating add of ``chunk`` random rows (cached: compiled once per shape)."""
 

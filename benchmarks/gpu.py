@@ -40,8 +40,9 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from benchmarks import _common as C
 from benchmarks._gpu_parts import PARTS, SIZES, Budget, PartRecord
@@ -66,7 +67,7 @@ GOALS = (
 
 def default_out(smoke: bool) -> Path:
     base = Path(os.environ["OUT"]) if os.environ.get("OUT") else C.RESULTS_DIR
-    day = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d")
+    day = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d")
     return base / f"gpu-{platform.node() or 'host'}-{day}{'.smoke' if smoke else ''}.json"
 
 
@@ -325,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
               "writable directory (the markdown table goes beside it)", file=sys.stderr)
         return 2
     total_s = args.total_s or TOTAL_S[mode]
-    started = _dt.datetime.now(_dt.timezone.utc)
+    started = _dt.datetime.now(_dt.UTC)
     t0, load0 = time.perf_counter(), C.loadavg()
     print(f"== benchmarks.gpu ({mode}) {started.isoformat(timespec='seconds')}: parts "
           f"{', '.join(args.parts_list)}; limit {total_s:.0f} s; load {C.loadavg()}", flush=True)

@@ -15,7 +15,8 @@ measure this tree's code and nothing is changed for other callers.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np

@@ -24,7 +24,8 @@ import fractions
 import json
 import math
 import warnings
-from typing import Any, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -192,7 +193,7 @@ class DDPGConfig:
         object.__setattr__(self, "updates_per_env_step", value)
 
     # ------------------------------------------------------------------ checks
-    def validate(self) -> "DDPGConfig":
+    def validate(self) -> DDPGConfig:
         """Checks every field and returns ``self``.
 
         A config is checked once: each entry point (``train``, ``make_learner``,
@@ -270,7 +271,7 @@ class DDPGConfig:
                 "total_steps - num_envs.")
 
     # ------------------------------------------------------------ conversions
-    def replace(self, **changes: Any) -> "DDPGConfig":
+    def replace(self, **changes: Any) -> DDPGConfig:
         """Returns a copy with ``changes`` applied (unknown names are refused)."""
         _check_names(changes)
         if any(n in changes for n in RENAMED_FIELDS) and "updates_per_env_step" not in changes:
@@ -287,7 +288,7 @@ class DDPGConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "DDPGConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> DDPGConfig:
         _check_names(d)
         d = dict(d)
         if "hidden_sizes" in d and isinstance(d["hidden_sizes"], list):
@@ -295,7 +296,7 @@ class DDPGConfig:
         return cls(**d)
 
     # ------------------------------------------------------------ groups
-    def group(self, name: str) -> "Settings":
+    def group(self, name: str) -> Settings:
         """The fields of one group (``network``, ``algorithm``, ...) as a read-only record."""
         if name not in GROUPS:
             raise ConfigError(f"unknown settings group {name!r}; accepted: {' | '.join(GROUPS)}.")
@@ -380,7 +381,7 @@ def describe(name: str) -> dict[str, Any]:
             "accepted": f.metadata["accepted"], "traced": f.metadata["traced"]}
 
 
-def _translate_update_counts(config: "DDPGConfig", per_step: int | None,
+def _translate_update_counts(config: DDPGConfig, per_step: int | None,
                              per_vector_step: int | None) -> float:
     """``updates_per_env_step`` from the earlier ``updates_per_step`` /
     ``updates_per_vector_step`` (0 meaning unset), with a one-line notice.

@@ -8,7 +8,7 @@ import sys
 
 pid, port, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 
-import jax  # noqa: E402
+import jax
 
 # Two processes with two CPU devices each form one four-device mesh, with
 # CPU collectives over gloo: the multi-host code path, on one machine.
@@ -17,11 +17,11 @@ jax.config.update("jax_num_cpu_devices", 2)
 jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2,
                            process_id=pid, initialization_timeout=120)
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from ddpg_jax import DDPGConfig  # noqa: E402
-from ddpg_jax.drivers.multi import run_seeds  # noqa: E402
-from ddpg_jax.envs import make  # noqa: E402
+from ddpg_jax import DDPGConfig
+from ddpg_jax.drivers.multi import run_seeds
+from ddpg_jax.envs import make
 
 env, params = make("Pendulum-v1")
 config = DDPGConfig(total_steps=300, warmup_steps=100, batch_size=32, hidden_sizes=(16, 16),

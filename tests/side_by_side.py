@@ -12,7 +12,8 @@ own functions driven env by env in plain Python.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

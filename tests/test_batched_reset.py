@@ -17,10 +17,10 @@ pg = pytest.importorskip(
     "mujoco_playground",
     reason="MuJoCo Playground is not installed (pip install 'ddpg-jax[playground]')")
 
-from side_by_side import reference_by_env, rollouts_over_seeds  # noqa: E402
+from side_by_side import reference_by_env, rollouts_over_seeds
 
-from ddpg_jax.envs import from_playground  # noqa: E402
-from ddpg_jax.envs.core import Environment  # noqa: E402
+from ddpg_jax.envs import from_playground
+from ddpg_jax.envs.core import Environment
 
 pytestmark = pytest.mark.usefixtures("module_compile_cache")
 
@@ -89,7 +89,7 @@ def test_same_numbers_as_the_always_computed_reset():
     env, params = from_playground(CountdownTask(), obs_key=None, episode_length=3)
     starts = jax.random.split(jax.random.PRNGKey(1), SEEDS * ENVS).reshape(SEEDS, ENVS, 2)
     keys, acts = _keys_and_actions(1)
-    always = lambda k, s, a, p: Environment.step(env, k, s, a, p)  # noqa: E731
+    always = lambda k, s, a, p: Environment.step(env, k, s, a, p)
     _, new = rollouts_over_seeds(env.step, env, params, starts, keys, acts)
     _, old = rollouts_over_seeds(always, env, params, starts, keys, acts)
     jax.tree.map(np.testing.assert_array_equal, new, old)

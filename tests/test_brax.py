@@ -22,11 +22,11 @@ brax_envs = pytest.importorskip(
     "brax.envs", reason="brax is not installed (pip install 'ddpg-jax[brax]'; the dev extra "
                         "has it)")
 
-from side_by_side import actions, assert_parity, make_side_by_side  # noqa: E402
+from side_by_side import actions, assert_parity, make_side_by_side
 
-import ddpg_jax  # noqa: E402
-from ddpg_jax.config import DDPGConfig  # noqa: E402
-from ddpg_jax.envs import BraxEnv, from_brax, from_spec  # noqa: E402
+import ddpg_jax
+from ddpg_jax.config import DDPGConfig
+from ddpg_jax.envs import BraxEnv, from_brax, from_spec
 from ddpg_jax.envs.core import EnvSpecError
 
 pytestmark = pytest.mark.usefixtures("module_compile_cache")

@@ -87,7 +87,7 @@ def _reference_actions(ts, obs: np.ndarray, low, high) -> tuple[np.ndarray, np.n
     summation order, lies within it; wrong wiring (no normalisation, another scaling, a
     missing layer) moves actions by orders of magnitude more.
     """
-    f64 = lambda x: np.asarray(x, np.float64)  # noqa: E731
+    f64 = lambda x: np.asarray(x, np.float64)
     stats = ts.obs_stats
     z = (f64(obs) - f64(stats.mean)) / np.sqrt(f64(stats.var) + 1e-8)
     err = 4 * U * np.abs(z)  # the subtraction, the sum, the square root and the division

@@ -240,7 +240,7 @@ def test_an_evaluation_never_uses_a_key_twice(key_spy):
     # Pendulum's reset draws its start state; several episodes side by side, each with its
     # reset key, and the step keys of the scan split from another.
     env, params = ddpg_jax.envs.make("Pendulum-v1")
-    act = lambda obs: jnp.zeros((obs.shape[0], 1))  # noqa: E731
+    act = lambda obs: jnp.zeros((obs.shape[0], 1))
     returns = evaluate_episodes(act, jax.random.PRNGKey(3), env, params, 3)
     jax.effects_barrier()
     assert returns.shape == (3,) and len(set(np.asarray(returns).tolist())) == 3

@@ -35,7 +35,7 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _rollout_fn(kind: str, theta: float, dt: float, steps: int, keep_all: bool):
     """Jitted: runs ``steps`` samples from ``state``; returns all noises [steps, N, D] or the last two."""
     noise = make_noise(kind, theta=theta, dt=dt)
@@ -256,7 +256,7 @@ LOW = np.array([0.0, -1.0], np.float32)
 HIGH = np.array([3.0, 5.0], np.float32)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _actor():
     config = DDPGConfig(hidden_sizes=(32, 32))
     networks = make_networks(config, 3, LOW, HIGH)

@@ -16,26 +16,26 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import run_cli as _cli  # noqa: E402
+from helpers import run_cli as _cli
 
 pg = pytest.importorskip(
     "mujoco_playground",
     reason="MuJoCo Playground is not installed (pip install 'ddpg-jax[playground]'; "
            "the dev extra has it)")
 
-from side_by_side import actions, assert_parity, make_side_by_side  # noqa: E402
+from helpers import assert_identical_arrays, final_arrays
+from side_by_side import actions, assert_parity, make_side_by_side
 
-import ddpg_jax  # noqa: E402
-from ddpg_jax.config import DDPGConfig  # noqa: E402
-from ddpg_jax.envs import PlaygroundEnv, from_playground, from_spec  # noqa: E402
+import ddpg_jax
+from ddpg_jax.config import DDPGConfig
+from ddpg_jax.envs import PlaygroundEnv, from_playground, from_spec
 from ddpg_jax.envs.core import EnvSpecError
-from ddpg_jax.envs.playground_adapter import (  # noqa: E402
+from ddpg_jax.envs.playground_adapter import (
     PLAYGROUND_HINT,
     bundled_tasks,
     default_impl,
 )
-from ddpg_jax.records.writers import read_jsonl  # noqa: E402
-from helpers import assert_identical_arrays, final_arrays  # noqa: E402
+from ddpg_jax.records.writers import read_jsonl
 
 pytestmark = pytest.mark.usefixtures("module_compile_cache")
 

@@ -16,10 +16,10 @@ pg = pytest.importorskip(
     "mujoco_playground",
     reason="MuJoCo Playground is not installed (pip install 'ddpg-jax[playground]')")
 
-from side_by_side import reference_by_env, rollouts_over_seeds  # noqa: E402
+from side_by_side import reference_by_env, rollouts_over_seeds
 
-from ddpg_jax.envs import from_playground, from_spec  # noqa: E402
-from ddpg_jax.envs.playground_adapter import _warp_imports  # noqa: E402
+from ddpg_jax.envs import from_playground, from_spec
+from ddpg_jax.envs.playground_adapter import _warp_imports
 
 pytestmark = [
     pytest.mark.usefixtures("module_compile_cache"),

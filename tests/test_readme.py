@@ -9,7 +9,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def _blocks(lang: str) -> list[str]:
-    return re.findall(rf"```{lang}\n(.*?)```", README.read_text(), flags=re.S)
+    return re.findall(rf"```{lang}\n(.*?)```", README.read_text(), flags=re.DOTALL)
 
 
 def test_readme_python_example_runs(capsys):
@@ -21,7 +21,7 @@ def test_readme_python_example_runs(capsys):
 def test_readme_new_user_script_needs_only_import_ddpg_jax(tmp_path, monkeypatch, capsys):
     """Train through gymnasium, through the compiled path with 2 seeds, then load and act."""
     example = next(b for b in _blocks("python") if "load_policy" in b)
-    imports = re.findall(r"^\s*(?:import|from)\s+(\S+)", example, flags=re.M)
+    imports = re.findall(r"^\s*(?:import|from)\s+(\S+)", example, flags=re.MULTILINE)
     assert imports == ["ddpg_jax"], imports
     full = "DDPGConfig(total_steps=20_000)"
     assert full in example
@@ -59,7 +59,7 @@ def test_readme_whole_loop_example_runs_with_a_small_budget():
 
 def test_quickstart_is_two_lines():
     quickstart = README.read_text().split("## Quickstart", 1)[1]
-    block = re.search(r"```bash\n(.*?)```", quickstart, flags=re.S).group(1)
+    block = re.search(r"```bash\n(.*?)```", quickstart, flags=re.DOTALL).group(1)
     lines = [line for line in block.splitlines() if line.strip()]
     assert len(lines) == 2
     assert "ddpg-jax train --env Pendulum-v1" in lines[0]

@@ -239,7 +239,7 @@ def test_vmapped_delay_branches_and_keeps_each_members_own_choice():
     s1 = init_train_state(jax.random.PRNGKey(3), nets, config).replace(
         step=jnp.ones((), jnp.int32))  # step 1: its next update is an actor step
     b0, b1 = make_batch(jax.random.PRNGKey(1)), make_batch(jax.random.PRNGKey(2))
-    stack = lambda *xs: jax.tree.map(lambda *a: jnp.stack(a), *xs)  # noqa: E731
+    stack = lambda *xs: jax.tree.map(lambda *a: jnp.stack(a), *xs)
     states, batches = stack(s0, s1), stack(b0, b1)
 
     assert "cond" in _primitives(jax.make_jaxpr(jax.vmap(update))(states, batches).jaxpr)

@@ -10,7 +10,8 @@ lets ``jax.vmap`` over a batch of states train different settings.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp

@@ -16,7 +16,8 @@ driver decides *when* things happen, the learner decides *what* a step is:
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp

@@ -8,7 +8,8 @@ constant, so it can be a traced, vmapped hyperparameter.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from typing import Any, Callable, ContextManager, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, ContextManager, TypeVar
 
 import jax
 

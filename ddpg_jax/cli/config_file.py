@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ddpg_jax.cli.usage import BACKENDS, UsageError
 from ddpg_jax.config import (

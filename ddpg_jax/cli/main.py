@@ -14,8 +14,9 @@ import shutil
 import signal
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ddpg_jax.agent.nonfinite import NonFiniteError
 from ddpg_jax.checkpoints.format import Checkpoint, CheckpointError, open_checkpoint

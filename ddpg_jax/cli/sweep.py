@@ -11,7 +11,8 @@ import argparse
 import difflib
 import shlex
 import time
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from ddpg_jax.cli.run_dirs import write_json
 from ddpg_jax.cli.usage import UsageError, field_flag, flag_fields

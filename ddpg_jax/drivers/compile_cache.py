@@ -26,8 +26,8 @@ import os
 import tempfile
 import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import jax
 

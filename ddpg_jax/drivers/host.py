@@ -25,7 +25,8 @@ import concurrent.futures
 import dataclasses
 import os
 import warnings
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import jax

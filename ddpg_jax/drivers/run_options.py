@@ -16,7 +16,8 @@ import dataclasses
 import os
 import signal
 import threading
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ddpg_jax.config import DDPGConfig
 
@@ -64,7 +65,7 @@ class RunOptions:
     progress: bool = False
     compile_cache: str | None = None
 
-    def validate(self) -> "RunOptions":
+    def validate(self) -> RunOptions:
         """Returns ``self``; raises :class:`RunOptionsError` naming a bad value."""
         ce = self.checkpoint_every
         if ce is not None and (not isinstance(ce, int) or isinstance(ce, bool) or ce < 0):
@@ -94,7 +95,7 @@ class RunOptions:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "RunOptions":
+    def from_dict(cls, d: Mapping[str, Any]) -> RunOptions:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -135,13 +136,13 @@ class StopSignals:
         self.signum = signum
         os.write(2, f"\nddpg-jax: {name} received: {self.notice}.\n".encode())
 
-    def __enter__(self) -> "StopSignals":
+    def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             for s in self.signals:
                 self._previous[s] = signal.signal(s, self._handle)
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         for s, handler in self._previous.items():
             signal.signal(s, handler)
         self._previous.clear()

@@ -11,7 +11,8 @@ shards, which is what multi-host ``jit`` needs.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import numpy as np

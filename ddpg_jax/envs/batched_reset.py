@@ -39,7 +39,8 @@ those of one env's state from ``reset_env``.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -154,7 +155,7 @@ def _folding(parts: _Parts) -> Callable[..., tuple]:
              params: Any) -> tuple[tuple, Any]:
         kb, sb, ab, pb = in_batched
         envs = jnp.shape(actions)[-2]
-        fold = lambda x: x.reshape((axis_size * envs,) + x.shape[2:])  # noqa: E731
+        fold = lambda x: x.reshape((axis_size * envs,) + x.shape[2:])
 
         def fold_env_leaf(x: Any, batched: bool) -> Any:
             return fold(_with_axis(x, batched, axis_size))
@@ -175,7 +176,7 @@ def _folding(parts: _Parts) -> Callable[..., tuple]:
         out = folded(*args)  # a further vmap around this one comes back to this rule
         flags = parts.out_batched(out, 1)
         # Explicit sizes, no -1: some physics leaves have a dimension of size 0.
-        unfold = lambda x, f: x.reshape((axis_size, envs) + x.shape[1:]) if f else x  # noqa: E731
+        unfold = lambda x, f: x.reshape((axis_size, envs) + x.shape[1:]) if f else x
         return jax.tree.map(unfold, out, flags), flags
 
     return folded

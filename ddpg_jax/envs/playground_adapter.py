@@ -28,7 +28,12 @@ from typing import Any
 
 import jax
 
-from ddpg_jax.envs.adapters import AdapterState, BraxParams, BraxProtocolEnv, _import_optional
+from ddpg_jax.envs.adapters import (
+    AdapterState,
+    BraxParams,
+    BraxProtocolEnv,
+    _import_optional,
+)
 from ddpg_jax.envs.batched_reset import batched_reset_step
 from ddpg_jax.envs.core import EnvSpecError, StepInfo
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ddpg_jax.envs.core import Environment, EnvSpecError
 from ddpg_jax.envs.registry import make, registered_envs

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import abc
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,7 @@ class CallablePolicy(abc.ABC):
         """The pure ``obs -> action`` of seed ``seed_index``."""
 
     @abc.abstractmethod
-    def for_seed(self, seed_index: int) -> "CallablePolicy":
+    def for_seed(self, seed_index: int) -> CallablePolicy:
         """The policy of one seed alone (``num_seeds == 1``), to call, export or ``jit``."""
 
     def _check_seed(self, seed_index: int) -> int:

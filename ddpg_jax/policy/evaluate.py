@@ -11,8 +11,9 @@ evaluation point the mean return equals the one logged then.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import numpy as np

@@ -11,8 +11,9 @@ import functools
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -122,7 +123,7 @@ class ExportedPolicy(CallablePolicy):
     def _pure_fn(self, seed_index: int) -> Callable[[Any], Any]:
         return self._call
 
-    def for_seed(self, seed_index: int) -> "ExportedPolicy":
+    def for_seed(self, seed_index: int) -> ExportedPolicy:
         self._check_seed(seed_index)  # an exported file holds one seed
         return self
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -109,7 +110,7 @@ class Policy(CallablePolicy):
     def _pure_fn(self, seed_index: int) -> Callable[[Any], Any]:
         return self._pure_fns[seed_index]
 
-    def for_seed(self, seed_index: int) -> "Policy":
+    def for_seed(self, seed_index: int) -> Policy:
         i = self._check_seed(seed_index)
         keys = None if self.eval_keys is None else self.eval_keys[i:i + 1]
         return dataclasses.replace(self, train_states=[self.train_states[i]], eval_keys=keys)

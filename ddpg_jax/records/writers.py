@@ -36,8 +36,9 @@ import os
 import sys
 import time
 from collections import deque
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence, TextIO
+from typing import Any, TextIO
 
 EVALUATIONS = "evaluations"
 TRAIN_METRICS = "train_metrics"

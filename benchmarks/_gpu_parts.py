@@ -391,25 +391,10 @@ def env_rate(env: Any, params: Any, num_envs: int, steps: int) -> dict[str, Any]
     """Env steps/s of an env alone: uniform random actions, ``steps`` vector steps in one
     ``lax.scan`` after one vmapped reset (charged to the steps), one untimed call first."""
     import jax
-    import jax.numpy as jnp
 
-    v_reset = jax.vmap(env.reset, in_axes=(0, None))
-    v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-    space = env.action_space(params)
+    from benchmarks._common import random_rollout
 
-    def rollout(key: Any) -> Any:
-        _, state = v_reset(jax.random.split(key, num_envs), params)
-
-        def body(carry: Any, k: Any) -> Any:
-            state, total = carry
-            ka, ks = jax.random.split(k)
-            action = jax.random.uniform(ka, (num_envs,) + space.shape, jnp.float32,
-                                        space.low, space.high)
-            _, state, reward, _, _, _ = v_step(jax.random.split(ks, num_envs), state, action,
-                                               params)
-            return (state, total + jnp.sum(reward)), None
-
-        return jax.lax.scan(body, (state, 0.0), jax.random.split(key, steps))[0][1]
+    rollout = random_rollout(env, params, num_envs, steps)
 
     t0 = time.perf_counter()
     fn = jax.jit(rollout).lower(jax.random.PRNGKey(0)).compile()

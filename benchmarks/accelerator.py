@@ -33,7 +33,6 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import _common as C
@@ -95,24 +94,7 @@ def case_config(num_envs: int, batch: int, hidden: tuple[int, ...], chunk: int, 
 
 def time_env(env, params, num_envs: int, steps: int) -> dict[str, float]:
     """Env steps/s of the task alone: random actions, one scan of ``steps`` vector steps."""
-    v_reset = jax.vmap(env.reset, in_axes=(0, None))
-    v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-    space = env.action_space(params)
-
-    def rollout(key):
-        obs, state = v_reset(jax.random.split(key, num_envs), params)
-
-        def body(carry, k):
-            state, total = carry
-            ka, ks = jax.random.split(k)
-            action = jax.random.uniform(ka, (num_envs,) + space.shape, jnp.float32,
-                                        space.low, space.high)
-            _, state, reward, _, _, _ = v_step(jax.random.split(ks, num_envs), state, action,
-                                               params)
-            return (state, total + jnp.sum(reward)), None
-
-        (_, total), _ = jax.lax.scan(body, (state, 0.0), jax.random.split(key, steps))
-        return total
+    rollout = C.random_rollout(env, params, num_envs, steps)
 
     t0 = time.perf_counter()
     fn = jax.jit(rollout).lower(jax.random.PRNGKey(0)).compile()

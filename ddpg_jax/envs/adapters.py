@@ -426,6 +426,11 @@ class BraxProtocolEnv(Environment[AdapterState, BraxParams]):
                 )
             layer = getattr(layer, "env", None) if "Wrapper" in type(layer).__name__ else None
         self.inner = inner
+        # The inner reset and step behind jit: a program traces each once per input shape and
+        # reuses it wherever it appears (the vmapped step, the reset branch, each program of a
+        # run), instead of running the physics' Python again at every appearance.
+        self._inner_reset = jax.jit(lambda key: self.inner.reset(key))
+        self._inner_step_once = jax.jit(lambda s, action: self.inner.step(s, action))
         self.episode_length = _check_count(episode_length, "episode_length")
         self.action_repeat = _check_count(action_repeat, "action_repeat")
         self.obs_key = obs_key
@@ -436,7 +441,7 @@ class BraxProtocolEnv(Environment[AdapterState, BraxParams]):
             raise ValueError(f"{family} env {name} has action_size {action_size!r}; "
                              "expected a positive integer")
         # The observation layout, from an abstract reset: nothing is compiled or run.
-        layout = jax.eval_shape(inner.reset, jax.random.PRNGKey(0)).obs
+        layout = jax.eval_shape(self._inner_reset, jax.random.PRNGKey(0)).obs
         self._structured = isinstance(layout, Mapping)
         if self._structured:
             self._check_obs_key(sorted(layout))
@@ -487,15 +492,15 @@ class BraxProtocolEnv(Environment[AdapterState, BraxParams]):
         return self._action_space
 
     def reset_env(self, key: jax.Array, params: BraxParams) -> tuple[jax.Array, AdapterState]:
-        inner_state = self.inner.reset(key)
+        inner_state = self._inner_reset(key)
         return self._observe(inner_state), AdapterState(inner_state, _zero_time())
 
     def _inner_step(self, inner_state: Any, action: jax.Array) -> Any:
         if self.action_repeat == 1:
-            return _keep_dtypes(self.inner.step(inner_state, action), inner_state)
+            return _keep_dtypes(self._inner_step_once(inner_state, action), inner_state)
 
         def repeat(s: Any, _: Any) -> tuple[Any, jax.Array]:
-            s = _keep_dtypes(self.inner.step(s, action), s)
+            s = _keep_dtypes(self._inner_step_once(s, action), s)
             return s, jnp.asarray(s.reward)
 
         inner_state, rewards = jax.lax.scan(repeat, inner_state, None, length=self.action_repeat)

@@ -42,6 +42,23 @@ def _one_hot(j, k=5):
     return np.eye(k, dtype=np.float32)[j]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def compile_cache(tmp_path_factory):
+    """A persistent compilation cache for this module: the resumed runs compile the programs
+    of the uninterrupted one again, and find them here. Restored afterwards."""
+    from jax.experimental.compilation_cache import compilation_cache
+
+    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
+    old = {n: getattr(jax.config, n) for n in names}
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jax-cache")))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    compilation_cache.reset_cache()
+    yield
+    for n, v in old.items():
+        jax.config.update(n, v)
+    compilation_cache.reset_cache()
+
+
 # ------------------------------------------------------------------ the projection by hand
 def test_projection_conserves_mass_for_any_target():
     gen = np.random.default_rng(0)
@@ -307,7 +324,8 @@ def setup():
                              critic_lr=1e-3, gamma=0.9)
     assert (config.num_critics, config.policy_delay, config.target_noise) == (2, 2, 0.2)
     nets = ddpg_jax.make_networks(config, OBS_DIM, LOW, HIGH)
-    state = ddpg_jax.init_train_state(jax.random.PRNGKey(7), nets, config)
+    state = jax.jit(lambda key: ddpg_jax.init_train_state(key, nets, config))(
+        jax.random.PRNGKey(7))
     gen = np.random.default_rng(123)
     perturbed = lambda t: jax.tree.map(lambda x: x + gen.normal(0, 0.05, x.shape).astype(
         np.float32), t)

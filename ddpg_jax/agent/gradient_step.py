@@ -262,6 +262,9 @@ def make_gradient_step(
 
     Rewards enter the target multiplied by ``reward_scale``; with ``obs_norm``
     both observations of the batch are normalised with the state's statistics.
+    With ``critic="c51"`` (networks made with ``num_atoms``) the target, the
+    critic loss and the actor loss are the distributional ones of
+    :mod:`ddpg_jax.agent.distributional`; everything else is the same step.
 
     Args:
       networks: the pure network functions.

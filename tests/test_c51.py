@@ -20,6 +20,7 @@ from helpers import assert_identical_arrays, final_arrays, run_cli
 
 import ddpg_jax
 from ddpg_jax.agent import distributional
+from ddpg_jax.agent.nonfinite import GUARDED, NonFiniteError
 from ddpg_jax.agent.nstep import NStepTransition
 from ddpg_jax.cli.main import main
 from ddpg_jax.config import ConfigError
@@ -432,11 +433,20 @@ def test_gymnasium_driver_trains_and_exports_a_c51_agent(tmp_path, capsys):
                                atol=1e-5)
 
 
+def test_the_nonfinite_guard_stops_an_exploding_c51_run(tmp_path):
+    """Softmax keeps q_mean finite long after the logits blow up; the guard still stops the
+    run (the same compiled programs as above: the learning rate is a traced setting)."""
+    config = ddpg_jax.preset("td3", total_steps=600, eval_every=300, critic_lr=1e30, **TINY)
+    with pytest.raises(NonFiniteError) as info:
+        ddpg_jax.train(config, "Pendulum-v1", run_dir=tmp_path / "run", log=None)
+    assert 200 < info.value.env_step <= 600 and info.value.quantity in GUARDED
+
+
 JAX = ["--env", "Pendulum-v1", "--backend", "jax", "--num-seeds", "2", "--num-envs", "2",
        "--preset", "td3", "--critic", "c51", "--num-atoms", "21", "--v-min", "-20",
        "--v-max", "20", "--reward-scale", "0.1", "--n-step", "2", "--warmup-steps", "200",
        "--batch-size", "32", "--hidden-sizes", "16,16", "--buffer-size", "1000",
-       "--eval-every", "200", "--eval-episodes", "2"]
+       "--eval-every", "200", "--eval-episodes", "2", "--obs-norm", "true"]
 
 
 def test_whole_loop_driver_vmapped_seeds_resume_exactly(tmp_path):
@@ -446,7 +456,7 @@ def test_whole_loop_driver_vmapped_seeds_resume_exactly(tmp_path):
     assert main(["train", *JAX, "--total-steps", "800", "--out", str(full), "--quiet"]) == 0
     config = ddpg_jax.DDPGConfig.from_dict(
         json.loads((full / "config.json").read_text())["config"])
-    assert config.critic == "c51" and config.num_atoms == 21
+    assert config.critic == "c51" and config.num_atoms == 21 and config.obs_norm
     env = ddpg_jax.envs.make("Pendulum-v1")
     chunks: list[Any] = []
     first = ddpg_jax.train(config, env, num_seeds=2, run_dir=tmp_path / "half", log=None,

@@ -3,7 +3,7 @@ reference, both drivers, vmapped seeds, exact resume, export, and refused settin
 
 The reference step below uses no library code but the parameter pytrees it starts
 from: the MLPs, the categorical projection (written as FastTD3 writes it, with
-floor, ceil and a scatter-add, where the library compares every atom), the
+floor, ceil and a scatter-add, where the library weighs every pair of atoms), the
 clipped double-Q over distributions, the losses and Adam are all written out here.
 """
 
@@ -69,6 +69,20 @@ def test_projection_conserves_mass_for_any_target():
     out = _project(probs, reward, bootstrap)
     assert np.all(out >= 0.0)
     np.testing.assert_allclose(out.sum(-1), 1.0, atol=PTOL)
+
+
+def test_projection_stores_no_atoms_by_atoms_array():
+    """The share of every (source, destination) pair is fused into the sum: the compiled
+    projection's scratch memory stays far below one ``[batch, atoms, atoms]`` float32 array."""
+    batch, atoms = 512, 101
+    support = distributional.make_support(-10.0, 10.0, atoms)
+    compiled = jax.jit(distributional.categorical_projection).lower(
+        jnp.zeros((2, batch, atoms)), jnp.zeros((2, batch)), jnp.zeros((2, batch)),
+        support).compile()
+    analysis = compiled.memory_analysis()
+    if analysis is None:
+        pytest.skip("this backend reports no memory analysis")
+    assert analysis.temp_size_in_bytes < batch * atoms * atoms * 4 / 10
 
 
 def test_targets_beyond_the_edges_land_on_the_edge_atoms():

@@ -132,10 +132,10 @@ class _Fixed(NamedTuple):
 def _fixed_target(logits, reward, terminated, discount=None, gamma=0.5):
     nets = _Fixed(np.asarray(logits, np.float32))
     batch_size = nets.logits.shape[1]
-    fields = dict(obs=jnp.zeros((batch_size, 1)), action=jnp.zeros((batch_size, 1)),
-                  reward=jnp.asarray(reward, jnp.float32),
-                  terminated=jnp.asarray(terminated, jnp.float32),
-                  next_obs=jnp.zeros((batch_size, 1)))
+    fields = {"obs": jnp.zeros((batch_size, 1)), "action": jnp.zeros((batch_size, 1)),
+              "reward": jnp.asarray(reward, jnp.float32),
+              "terminated": jnp.asarray(terminated, jnp.float32),
+              "next_obs": jnp.zeros((batch_size, 1))}
     if discount is None:
         batch = ddpg_jax.Transition(**fields)
     else:
@@ -254,8 +254,9 @@ def _adam_init(params):
 
 
 def make_reference_step(config):
-    """``step(ref, batch, act_now) -> (ref, info)``: one C51 TD3 step, all by hand."""
-    gamma, tau, scale, clip = config.gamma, config.tau, config.target_noise, config.target_noise_clip
+    """``step(ref, batch, act_now, mutation) -> (ref, info)``: one C51 TD3 step, all by hand."""
+    gamma, tau = config.gamma, config.tau
+    scale, clip = config.target_noise, config.target_noise_clip
 
     def target(ref, batch, noise_key, m):
         reward = batch.reward * config.reward_scale
@@ -298,14 +299,14 @@ def make_reference_step(config):
         a_loss, a_grads = jax.value_and_grad(actor_objective)(ref["actor"])
         actor, actor_opt = _adam(ref["actor"], a_grads, ref["actor_opt"], config.actor_lr)
         polyak = lambda o, t: tau * o + (1 - tau) * t
-        moved = dict(actor=actor, actor_opt=actor_opt,
-                     target_actor=jax.tree.map(polyak, actor, ref["target_actor"]),
-                     target_critic=jax.tree.map(polyak, critic, ref["target_critic"]))
+        moved = {"actor": actor, "actor_opt": actor_opt,
+                 "target_actor": jax.tree.map(polyak, actor, ref["target_actor"]),
+                 "target_critic": jax.tree.map(polyak, critic, ref["target_critic"])}
         q_mean = jnp.mean(jnp.stack([
             jax.nn.softmax(_critic_logits(ref["critic"], k, batch.obs, batch.action)) @ SUPPORT
             for k in range(2)]))
-        info = dict(critic_loss=c_loss, actor_loss=a_loss, target_mean=jnp.mean(y @ SUPPORT),
-                    q_mean=q_mean)
+        info = {"critic_loss": c_loss, "actor_loss": a_loss,
+                "target_mean": jnp.mean(y @ SUPPORT), "q_mean": q_mean}
         return dict(ref, rng=rng, critic=critic, critic_opt=critic_opt), moved, info
 
     def step(ref, batch, act_now: bool, m: Mutation = Mutation()):
@@ -352,10 +353,11 @@ def setup():
 
 def _run_both(setup, steps, m=Mutation()):
     config, state, update, ref_step = setup
-    ref = dict(actor=state.actor_params, critic=state.critic_params,
-               target_actor=state.target_actor_params, target_critic=state.target_critic_params,
-               actor_opt=_adam_init(state.actor_params), critic_opt=_adam_init(state.critic_params),
-               rng=state.rng)
+    ref = {"actor": state.actor_params, "critic": state.critic_params,
+           "target_actor": state.target_actor_params,
+           "target_critic": state.target_critic_params,
+           "actor_opt": _adam_init(state.actor_params),
+           "critic_opt": _adam_init(state.critic_params), "rng": state.rng}
     gen = np.random.default_rng(0)
     for i in range(1, steps + 1):
         batch = _random_batch(gen, config.gamma)
@@ -409,9 +411,9 @@ def test_a_mutated_reference_does_not_match(setup, mutation):
 
 
 # ------------------------------------------------------------------ drivers, seeds, resume
-TINY = dict(critic="c51", num_atoms=21, v_min=-20.0, v_max=20.0, reward_scale=0.1,
-            hidden_sizes=(16, 16), batch_size=32, warmup_steps=200, buffer_size=1000,
-            eval_episodes=2, n_step=2)
+TINY = {"critic": "c51", "num_atoms": 21, "v_min": -20.0, "v_max": 20.0, "reward_scale": 0.1,
+        "hidden_sizes": (16, 16), "batch_size": 32, "warmup_steps": 200, "buffer_size": 1000,
+        "eval_episodes": 2, "n_step": 2}
 
 
 def _finite_chunks(records):
@@ -490,10 +492,10 @@ def test_whole_loop_driver_vmapped_seeds_resume_exactly(tmp_path):
 
 # ------------------------------------------------------------------ refused settings
 @pytest.mark.parametrize("changes, needle", [
-    (dict(critic="c52"), "critic = 'c52' is out of range; accepted: scalar | c51"),
-    (dict(num_atoms=1), "num_atoms = 1 is out of range; accepted: an integer >= 2"),
-    (dict(v_min=5.0, v_max=5.0), "v_min 5.0 >= v_max 5.0"),
-    (dict(v_max=float("inf")), "v_max = inf is out of range; accepted: a finite number"),
+    ({"critic": "c52"}, "critic = 'c52' is out of range; accepted: scalar | c51"),
+    ({"num_atoms": 1}, "num_atoms = 1 is out of range; accepted: an integer >= 2"),
+    ({"v_min": 5.0, "v_max": 5.0}, "v_min 5.0 >= v_max 5.0"),
+    ({"v_max": float("inf")}, "v_max = inf is out of range; accepted: a finite number"),
 ])
 def test_bad_c51_settings_are_refused_before_training(changes, needle, tmp_path, monkeypatch):
     def no_networks(*args, **kwargs):

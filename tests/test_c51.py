@@ -175,6 +175,12 @@ def test_clipped_double_q_takes_the_distribution_with_the_lower_mean_per_sample(
                              np.stack([_one_hot(1), _one_hot(4)])])
     out = _fixed_target(logits, reward=[0.0, 0.0], terminated=[0.0, 0.0], gamma=1.0)
     np.testing.assert_allclose(out, np.stack([_one_hot(1), _one_hot(1)]), atol=PTOL)
+    # The means compared are those after the projection, clipping included (FastTD3's): with
+    # r = 3, critic 0 (-2 or +2, mean 0) lands on 1 or 2 (mean 1.5) and critic 1 (-1, the
+    # lower mean before the shift) on 2.
+    logits = _ON * np.stack([(_one_hot(0) + _one_hot(4))[None], _one_hot(1)[None]])
+    out = _fixed_target(logits, reward=[3.0], terminated=[0.0], gamma=1.0)
+    np.testing.assert_allclose(out[0], [0, 0, 0, 0.5, 0.5], atol=PTOL)
 
 
 # ------------------------------------------------------------------ the reference step

@@ -100,7 +100,8 @@ def projected_target(
     termination cuts the bootstrap, not truncation). The clipped double-Q
     then picks, for each sample, the projected distribution whose expected
     value is the smallest, as FastTD3 does (it compares the means after the
-    projection; on an exact tie FastTD3 takes its second critic, this the first).
+    projection, which equal the means of the clipped shifted atoms; on an exact
+    tie FastTD3 takes its second critic, this the first).
     """
     next_action = target_action(target_actor_params, batch.next_obs, actor_apply, action_noise,
                                 action_low, action_high)
@@ -110,11 +111,17 @@ def projected_target(
     discount = getattr(batch, "discount", None)  # an n-step sample: gamma^m in all
     if discount is not None:
         bootstrap = discount * bootstrap
-    projected = categorical_projection(probs, batch.reward, gamma * bootstrap, support)
-    values = jnp.sum(projected * support, axis=-1)  # [num_critics, batch]
+    bootstrap = gamma * bootstrap
+    # The projection keeps the mean of the clipped shifted atoms (each atom's mass is split
+    # so that its mean stays where it landed), so the projected means are known without
+    # projecting: only the chosen distribution is projected.
+    shifted = jnp.clip(batch.reward[..., None] + bootstrap[..., None] * support, support[0],
+                       support[-1])
+    values = jnp.sum(probs * shifted, axis=-1)  # [num_critics, batch]
     lowest = jnp.argmin(values, axis=0)  # [batch]
-    chosen = jnp.take_along_axis(projected, lowest[None, :, None], axis=0)[0]
-    return jax.lax.stop_gradient(chosen)
+    chosen = jnp.take_along_axis(probs, lowest[None, :, None], axis=0)[0]
+    return jax.lax.stop_gradient(
+        categorical_projection(chosen, batch.reward, bootstrap, support))
 
 
 def critic_loss(

@@ -33,6 +33,7 @@ NOISE_KINDS = ("gaussian", "ou")
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "silu", "leaky_relu")
 WEIGHT_INITS = ("lecun_normal", "fan_in_uniform")
 UPDATE_SCHEDULES = ("step", "episode")
+CRITICS = ("scalar", "c51")
 #: jax's names of matmul precisions (``jax.default_matmul_precision``): "default" keeps jax's
 #: own setting; "bfloat16" = "default", "tensorfloat32" = "high", "float32" = "highest".
 MATMUL_PRECISIONS = ("default", "high", "highest", "bfloat16", "tensorfloat32", "float32")
@@ -135,6 +136,13 @@ class DDPGConfig:
     num_critics: int = setting(
         1, "network", "critics trained on the same target, which takes their minimum (1: DDPG, "
         "2: TD3's clipped double Q)", _POSITIVE_INT)
+    critic: str = setting(
+        "scalar", "network", "what each critic outputs: scalar (one value Q(s, a)) or c51 (logits "
+        "of a categorical distribution over num_atoms fixed returns from v_min to v_max, trained "
+        "by cross-entropy on the projected n-step target, as FastTD3)", _choice(CRITICS))
+    num_atoms: int = setting(
+        101, "network", "atoms of the c51 critic's support (FastTD3: 101); unused by the scalar "
+        "critic", (lambda v: v >= 2, "an integer >= 2"))
     matmul_precision: str = setting(
         "default", "network", "precision of float32 matrix products in the compiled programs: "
         "default keeps jax's (on a GPU that is TF32, whose drift from highest after 20 TD3 "
@@ -151,6 +159,14 @@ class DDPGConfig:
     target_noise_clip: float = setting(
         0.5, "algorithm", "the target noise is clipped to +- this many half-ranges (TD3: 0.5)",
         _NONNEG, traced=True)
+    v_min: float = setting(
+        -250.0, "algorithm", "lowest return on the c51 critic's support (FastTD3's default; "
+        "its Playground tasks use -10); unused by the scalar critic",
+        (_finite, "a finite number < v_max"))
+    v_max: float = setting(
+        250.0, "algorithm", "highest return on the c51 critic's support (FastTD3's default; "
+        "its Playground tasks use 10); unused by the scalar critic",
+        (_finite, "a finite number > v_min"))
     obs_norm: bool = setting(
         False, "algorithm", "normalise observations with running statistics kept in the train "
         "state (frozen during evaluation and within each update)",
@@ -225,6 +241,10 @@ class DDPGConfig:
             raise ConfigError(
                 f"critic_action_layer = {self.critic_action_layer!r} is out of range; accepted: "
                 f"an integer in [0, {len(self.hidden_sizes) - 1}] (a hidden layer index).")
+        if self.v_min >= self.v_max:
+            raise ConfigError(
+                f"v_min {self.v_min!r} >= v_max {self.v_max!r}: the c51 critic's support runs "
+                "from v_min to v_max; accepted: v_min < v_max.")
         per_vector = self.updates_per_env_step * self.num_envs
         if per_vector < 1 - 1e-9 or abs(per_vector - round(per_vector)) > 1e-9 * per_vector:
             raise ConfigError(

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ddpg_jax.agent import losses, normalization
+from ddpg_jax.agent import distributional, losses, normalization
 from ddpg_jax.agent.networks import Networks
 from ddpg_jax.agent.state import (
     Array,
@@ -141,15 +141,23 @@ def _descend(tx: optax.GradientTransformation, grads: Params, opt_state: Any,
     return optax.apply_updates(params, updates), opt_state
 
 
+def _objectives(s: _Step) -> distributional.Objectives:
+    """The TD target and the two losses of the step's critic: scalar, or C51 (``num_atoms``)."""
+    if not s.networks.num_atoms:
+        return distributional.Objectives(losses.td_target, losses.critic_loss, losses.actor_loss)
+    return distributional.make_objectives(s.config.v_min, s.config.v_max, s.networks.num_atoms)
+
+
 def _critic_half(s: _Step, state: TrainState, batch: Transition, noise_key: PRNGKey):
     """Critic regression onto the (smoothed, minimum-over-critics) TD target."""
     hp, (low, high, half_range) = state.hparams, s.bounds
-    nets = s.networks
+    nets, objectives = s.networks, _objectives(s)
     smoothing = losses.smoothing_noise(noise_key, batch.action.shape, hp.target_noise,
                                        hp.target_noise_clip, half_range)
-    target = losses.td_target(state.target_actor_params, state.target_critic_params, batch,
-                              hp.gamma, nets.actor_apply, nets.critic_apply, smoothing, low, high)
-    (loss, aux), grads = jax.value_and_grad(losses.critic_loss, has_aux=True)(
+    target = objectives.td_target(state.target_actor_params, state.target_critic_params, batch,
+                                  hp.gamma, nets.actor_apply, nets.critic_apply, smoothing, low,
+                                  high)
+    (loss, aux), grads = jax.value_and_grad(objectives.critic_loss, has_aux=True)(
         state.critic_params, batch, target, nets.critic_apply)
     grads = s.reduce(grads)
     params, opt_state = _descend(s.critic_opt(hp.critic_lr, hp.critic_weight_decay), grads,
@@ -162,7 +170,7 @@ def _critic_half(s: _Step, state: TrainState, batch: Transition, noise_key: PRNG
 def _actor_half(s: _Step, state: TrainState, critic_params: Params, obs: Array):
     """Actor step on the updated critic, then both targets; returns the moved pieces."""
     hp, nets = state.hparams, s.networks
-    (loss, _), grads = jax.value_and_grad(losses.actor_loss, has_aux=True)(
+    (loss, _), grads = jax.value_and_grad(_objectives(s).actor_loss, has_aux=True)(
         state.actor_params, critic_params, obs, nets.actor_apply, nets.critic_apply)
     grads = s.reduce(grads)
     actor_params, actor_opt_state = _descend(s.actor_opt(hp.actor_lr), grads,
@@ -254,6 +262,9 @@ def make_gradient_step(
 
     Rewards enter the target multiplied by ``reward_scale``; with ``obs_norm``
     both observations of the batch are normalised with the state's statistics.
+    With ``critic="c51"`` (networks made with ``num_atoms``) the target, the
+    critic loss and the actor loss are the distributional ones of
+    :mod:`ddpg_jax.agent.distributional`; everything else is the same step.
 
     Args:
       networks: the pure network functions.

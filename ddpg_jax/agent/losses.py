@@ -23,6 +23,21 @@ def smoothing_noise(
     return jnp.clip(eps * scale, -clip, clip) * half_range
 
 
+def target_action(
+    target_actor_params: Params,
+    next_obs: Array,
+    actor_apply: Callable[[Params, Array], Array],
+    action_noise: Array | None = None,
+    action_low: Array | None = None,
+    action_high: Array | None = None,
+) -> Array:
+    """mu'(s'), plus ``action_noise`` clipped to ``[action_low, action_high]`` when given."""
+    next_action = actor_apply(target_actor_params, next_obs)
+    if action_noise is not None:
+        next_action = jnp.clip(next_action + action_noise, action_low, action_high)
+    return next_action
+
+
 def td_target(
     target_actor_params: Params,
     target_critic_params: Params,
@@ -50,9 +65,8 @@ def td_target(
     Returns:
       ``[batch]`` targets, with gradients stopped.
     """
-    next_action = actor_apply(target_actor_params, batch.next_obs)
-    if action_noise is not None:
-        next_action = jnp.clip(next_action + action_noise, action_low, action_high)
+    next_action = target_action(target_actor_params, batch.next_obs, actor_apply, action_noise,
+                                action_low, action_high)
     next_q = jnp.min(critic_apply(target_critic_params, batch.next_obs, next_action), axis=0)
     bootstrap = 1.0 - batch.terminated
     discount = getattr(batch, "discount", None)  # an n-step sample: gamma^m in all

@@ -93,11 +93,13 @@ class Actor(nn.Module):
 
 
 class Critic(nn.Module):
-    """Action value Q(s, a).
+    """Action value Q(s, a), or with ``num_atoms > 0`` the logits of its distribution.
 
     The action joins the input of hidden layer ``action_layer``: 0 concatenates
     it with the observation (the TD3 paper's critics), 1 feeds it to the second
-    hidden layer (Lillicrap et al. 2015, Sec. 7).
+    hidden layer (Lillicrap et al. 2015, Sec. 7). With ``num_atoms`` the last
+    layer has that many outputs, the logits of a categorical distribution over
+    fixed returns (C51, Bellemare et al. 2017), shape ``[..., num_atoms]``.
     """
 
     hidden_sizes: Sequence[int]
@@ -105,16 +107,18 @@ class Critic(nn.Module):
     final_layer_init: float = 0.0
     weight_init: str = "lecun_normal"
     action_layer: int = 0
+    num_atoms: int = 0
 
     @nn.compact
     def __call__(self, obs: Array, action: Array) -> Array:
-        q = MLP(self.hidden_sizes, 1, self.activation, self.final_layer_init, self.weight_init,
-                self.action_layer)(obs, action)
-        return q[..., 0]
+        out = MLP(self.hidden_sizes, max(self.num_atoms, 1), self.activation,
+                  self.final_layer_init, self.weight_init, self.action_layer)(obs, action)
+        return out if self.num_atoms else out[..., 0]
 
 
 class CriticEnsemble(nn.Module):
-    """``num_critics`` independent critics; returns values of shape ``[num_critics, ...]``."""
+    """``num_critics`` independent critics; returns values of shape ``[num_critics, ...]``
+    (with ``num_atoms > 0``, logits ``[num_critics, ..., num_atoms]``)."""
 
     hidden_sizes: Sequence[int]
     num_critics: int = 1
@@ -122,6 +126,7 @@ class CriticEnsemble(nn.Module):
     final_layer_init: float = 0.0
     weight_init: str = "lecun_normal"
     action_layer: int = 0
+    num_atoms: int = 0
 
     @nn.compact
     def __call__(self, obs: Array, action: Array) -> Array:
@@ -134,7 +139,7 @@ class CriticEnsemble(nn.Module):
             axis_size=self.num_critics,
         )
         return ensemble(self.hidden_sizes, self.activation, self.final_layer_init,
-                        self.weight_init, self.action_layer)(obs, action)
+                        self.weight_init, self.action_layer, self.num_atoms)(obs, action)
 
 
 class Networks(NamedTuple):
@@ -144,8 +149,11 @@ class Networks(NamedTuple):
       actor_init: ``(key) -> params``.
       actor_apply: ``(params, obs[..., obs_dim]) -> action[..., action_dim]``.
       critic_init: ``(key) -> params`` (leading axis ``num_critics`` on every leaf).
-      critic_apply: ``(params, obs, action) -> q[num_critics, ...]``.
+      critic_apply: ``(params, obs, action) -> q[num_critics, ...]``; with the
+        ``c51`` critic, logits ``[num_critics, ..., num_atoms]`` (see ``num_atoms``).
       action_low, action_high: float32 bounds of shape ``[action_dim]``.
+      num_atoms: 0 for scalar critics; else the atoms of each critic's
+        distribution (``config.critic == "c51"``).
     """
 
     actor_init: Callable[[PRNGKey], Params]
@@ -155,6 +163,7 @@ class Networks(NamedTuple):
     action_low: np.ndarray
     action_high: np.ndarray
     obs_dim: int
+    num_atoms: int = 0
 
 
 def make_networks(
@@ -164,7 +173,8 @@ def make_networks(
 
     Args:
       config: supplies ``hidden_sizes``, ``activation``, ``final_layer_init``,
-        ``weight_init``, ``critic_action_layer`` and ``num_critics``.
+        ``weight_init``, ``critic_action_layer``, ``num_critics``, ``critic`` and
+        ``num_atoms``.
       obs_dim: length of the flat observation.
       action_low: lower action bounds, shape ``[action_dim]``, finite.
       action_high: upper action bounds, same shape, ``> action_low``.
@@ -183,9 +193,10 @@ def make_networks(
     hidden = tuple(config.hidden_sizes)
     actor = Actor(hidden, tuple(low.tolist()), tuple(high.tolist()), config.activation,
                   config.final_layer_init, config.weight_init)
+    num_atoms = config.num_atoms if config.critic == "c51" else 0
     critic = CriticEnsemble(hidden, config.num_critics, config.activation,
                             config.final_layer_init, config.weight_init,
-                            config.critic_action_layer)
+                            config.critic_action_layer, num_atoms)
     dummy_obs = jnp.zeros((obs_dim,), jnp.float32)
     dummy_act = jnp.zeros(low.shape, jnp.float32)
 
@@ -201,7 +212,8 @@ def make_networks(
     def critic_apply(params: Params, obs: Array, action: Array) -> Array:
         return critic.apply({"params": params}, obs, action)
 
-    return Networks(actor_init, actor_apply, critic_init, critic_apply, low, high, obs_dim)
+    return Networks(actor_init, actor_apply, critic_init, critic_apply, low, high, obs_dim,
+                    num_atoms)
 
 
 def count_params(params: Params) -> int:

@@ -6,7 +6,7 @@ description, the values it accepts and whether it is *traced*:
 
 * static fields fix shapes and loop lengths (sizes, hidden layers, counts);
   changing one means compiling a new program;
-* traced fields (learning rates, gamma, tau, noise scales, weight decay, reward
+* traced fields (learning rates, gamma, tau, noise scales, weight decays, reward
   scale) only enter the computation as numbers: they are copied into
   :class:`ddpg_jax.agent.state.HParams` inside the :class:`~ddpg_jax.agent.state.TrainState`,
   so a batch of states with different values runs under ``jax.vmap`` with no
@@ -114,12 +114,31 @@ class DDPGConfig:
     critic_weight_decay: float = setting(
         0.0, "algorithm", "L2 penalty on the critic's parameters, added to the gradient before "
         "Adam (coupled, as the paper's 1e-2)", _NONNEG, traced=True)
+    actor_adamw_decay: float = setting(
+        0.0, "algorithm", "decoupled weight decay of the actor (AdamW, as PyTorch's and optax's "
+        "adamw: each step also subtracts actor_lr * this * params, outside Adam; FastTD3: 0.1); "
+        "0: plain Adam, and no decay term in the compiled program (a sweep over it turns the "
+        "term on)", _NONNEG, traced=True)
+    critic_adamw_decay: float = setting(
+        0.0, "algorithm", "decoupled weight decay of the critic (AdamW: each step also subtracts "
+        "critic_lr * this * params, outside Adam; FastTD3: 0.1); 0: plain Adam, as for the "
+        "actor. Not together with critic_weight_decay, the coupled L2 term", _NONNEG,
+        traced=True)
     max_grad_norm: float = setting(0.0, "algorithm",
                                    "global-norm gradient clipping (0: none)", _NONNEG)
     # ---------------------------------------------------------------- network
     hidden_sizes: tuple[int, ...] = setting(
-        (256, 256), "network", "hidden layer widths, shared by actor and critic",
+        (256, 256), "network", "hidden layer widths of actor and critic (unless "
+        "actor_hidden_sizes or critic_hidden_sizes give their own)",
         (lambda v: len(v) > 0 and all(h > 0 for h in v), "one or more integers > 0, e.g. 256,256"))
+    actor_hidden_sizes: tuple[int, ...] = setting(
+        (), "network", "the actor's hidden layer widths (empty: hidden_sizes; FastTD3: "
+        "512,256,128)", (lambda v: all(h > 0 for h in v), "integers > 0, e.g. 512,256,128, or "
+        "none (empty) for hidden_sizes"))
+    critic_hidden_sizes: tuple[int, ...] = setting(
+        (), "network", "the critic's hidden layer widths (empty: hidden_sizes; FastTD3: "
+        "1024,512,256)", (lambda v: all(h > 0 for h in v), "integers > 0, e.g. 1024,512,256, "
+        "or none (empty) for hidden_sizes"))
     activation: str = setting("relu", "network", "hidden activation", _choice(ACTIVATIONS))
     final_layer_init: float = setting(
         0.0, "network", "if > 0, last-layer weights and biases from U(-x, x) (the paper's 3e-3); "
@@ -221,10 +240,16 @@ class DDPGConfig:
             raise ConfigError(
                 f"ou_theta * ou_dt = {self.ou_theta} * {self.ou_dt} > 1 makes the OU process "
                 "overshoot its mean; accepted: ou_theta * ou_dt <= 1.")
-        if self.critic_action_layer >= len(self.hidden_sizes):
+        if self.critic_action_layer >= len(self.critic_widths):
             raise ConfigError(
                 f"critic_action_layer = {self.critic_action_layer!r} is out of range; accepted: "
-                f"an integer in [0, {len(self.hidden_sizes) - 1}] (a hidden layer index).")
+                f"an integer in [0, {len(self.critic_widths) - 1}] (a hidden layer index of "
+                "the critic).")
+        if self.critic_weight_decay > 0 and self.critic_adamw_decay > 0:
+            raise ConfigError(
+                f"critic_weight_decay {self.critic_weight_decay} (coupled L2, through Adam) and "
+                f"critic_adamw_decay {self.critic_adamw_decay} (decoupled, AdamW) both decay "
+                "the critic; accepted: at most one of them > 0.")
         per_vector = self.updates_per_env_step * self.num_envs
         if per_vector < 1 - 1e-9 or abs(per_vector - round(per_vector)) > 1e-9 * per_vector:
             raise ConfigError(
@@ -281,7 +306,8 @@ class DDPGConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d["hidden_sizes"] = list(self.hidden_sizes)
+        for name in _TUPLE_FIELDS:
+            d[name] = list(d[name])
         return d
 
     def to_json(self) -> str:
@@ -291,8 +317,9 @@ class DDPGConfig:
     def from_dict(cls, d: Mapping[str, Any]) -> DDPGConfig:
         _check_names(d)
         d = dict(d)
-        if "hidden_sizes" in d and isinstance(d["hidden_sizes"], list):
-            d["hidden_sizes"] = tuple(d["hidden_sizes"])
+        for name in _TUPLE_FIELDS:
+            if isinstance(d.get(name), list):
+                d[name] = tuple(d[name])
         return cls(**d)
 
     # ------------------------------------------------------------ groups
@@ -307,6 +334,16 @@ class DDPGConfig:
     exploration = property(lambda self: self.group("exploration"))
     loop = property(lambda self: self.group("loop"))
     evaluation = property(lambda self: self.group("evaluation"))
+
+    @property
+    def actor_widths(self) -> tuple[int, ...]:
+        """The actor's hidden layer widths: ``actor_hidden_sizes``, or ``hidden_sizes``."""
+        return self.actor_hidden_sizes or self.hidden_sizes
+
+    @property
+    def critic_widths(self) -> tuple[int, ...]:
+        """The critic's hidden layer widths: ``critic_hidden_sizes``, or ``hidden_sizes``."""
+        return self.critic_hidden_sizes or self.hidden_sizes
 
     @property
     def vector_steps(self) -> int:
@@ -361,11 +398,15 @@ _FIELD_TYPES: dict[str, type] = {
     for f in _FIELDS
 }
 FIELD_NAMES = tuple(_FIELD_TYPES)
+_TUPLE_FIELDS = tuple(n for n, kind in _FIELD_TYPES.items() if kind is tuple)
 #: Earlier field names still accepted (and translated with a notice): old name -> new name.
 RENAMED_FIELDS = {"updates_per_step": "updates_per_env_step",
                   "updates_per_vector_step": "updates_per_env_step"}
 #: Fields that are copied into ``TrainState.hparams`` and may differ across a vmapped batch.
 TRACED_FIELDS = tuple(f.name for f in _FIELDS if f.metadata["traced"])
+#: Traced fields whose term is in the compiled program only when the config's value is > 0
+#: (so that 0 compiles exactly the program without it); a sweep needs the config's value > 0.
+SWITCHED_FIELDS = ("actor_adamw_decay", "critic_adamw_decay")
 FIELDS_BY_GROUP: dict[str, tuple[str, ...]] = {
     g: tuple(f.name for f in _FIELDS if f.metadata["group"] == g) for g in GROUPS}
 

@@ -46,9 +46,9 @@ def make_optimizer(max_grad_norm: float, coupled_weight_decay: bool = False,
     PyTorch's ``AdamW``); and the step ``-lr * update``. Rates may be traced
     arrays; the chain's state does not depend on their values (the decay
     terms hold none), so one ``init`` serves every rate and a checkpoint's
-    optimizer state has the same arrays with or without AdamW. A term that
-    is off is not in the program at all: a zero rate is plain Adam in value,
-    but a different program, whose last bits can differ.
+    optimizer state has the same structure and arrays with or without AdamW.
+    A decay term that is off is not in the program at all: a zero rate is
+    plain Adam in value, but a different program, whose last bits can differ.
     """
 
     def optimizer(lr: Any, weight_decay: Any = None, adamw_decay: Any = None
@@ -62,10 +62,12 @@ def make_optimizer(max_grad_norm: float, coupled_weight_decay: bool = False,
         parts = [optax.add_decayed_weights(weight_decay)] if coupled_weight_decay else []
         if max_grad_norm > 0:
             parts.append(optax.clip_by_global_norm(max_grad_norm))
-        parts.append(optax.scale_by_adam())
-        if adamw_decay is not None:
-            parts.append(optax.add_decayed_weights(adamw_decay))
-        parts.append(optax.scale_by_learning_rate(lr))
+        # optax.identity() holds the decay's place when it is off (no operation, the same
+        # EmptyState), so the optimizer state has one structure either way.
+        parts += [optax.scale_by_adam(),
+                  optax.identity() if adamw_decay is None else
+                  optax.add_decayed_weights(adamw_decay),
+                  optax.scale_by_learning_rate(lr)]
         return optax.chain(*parts)
 
     return optimizer

@@ -9,6 +9,18 @@ table on stdout and learning curves as PNG when matplotlib is installed):
     python -m benchmarks.learning --suite mujoco --env Hopper-v5 --variants td3 \
         --set update_schedule=episode                        # a setting for every variant
     python -m benchmarks.learning --suite playground          # CartpoleBalance, 100k steps, 4 seeds
+    python -m benchmarks.learning --suite playground --env PendulumSwingup \
+        --vary "critic=c51 v_min=-10 v_max=110"              # scalar against C51, equal steps
+
+Each ``--vary "FIELD=VALUE ..."`` (repeatable) adds a variant of every preset of the suite
+with those settings, beside the preset as it is: the variants share the env, the step
+count, the seeds (the same keys) and every other setting, so they are compared at equal
+steps. The FastTD3 comparison on CPU is the ``playground`` suite on ``CartpoleBalance`` and
+on ``PendulumSwingup`` (impl jax, 4 vmapped seeds each) with the C51 critic as the varied
+setting (its support [-10, 110] holds the values of DM Control's rewards in [0, 1] at the
+suite's gamma 0.99, at most 100); ``--vary "actor_adamw_decay=0.1 critic_adamw_decay=0.1"`` or
+``--vary "actor_hidden_sizes=512,256,128 critic_hidden_sizes=1024,512,256"`` compare FastTD3's
+other two changes the same way.
 
 Results are written after every variant; ``--resume`` keeps the variants already
 in the JSON file and runs only the missing ones.
@@ -194,6 +206,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="a config setting for every variant (repeatable), e.g. "
                              "--set update_schedule=episode; it joins the variant's name")
+    parser.add_argument("--vary", action="append", default=[], metavar='"FIELD=VALUE ..."',
+                        help="one more variant of every preset with these settings (space-"
+                             "separated, repeatable), beside the preset as it is, e.g. "
+                             '--vary "critic=c51 v_min=-10 v_max=110"')
     parser.add_argument("--out", default=None, help="JSON path (default: results/learning_SUITE.json)")
     parser.add_argument("--resume", action="store_true",
                         help="keep the variants already in the JSON file (same env, steps and "
@@ -207,6 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     seeds = args.seeds or suite["seeds"]
     keep = None if args.variants is None else set(args.variants.split(","))
     settings = parse_settings(args.set)
+    varied = [parse_settings(item.split()) for item in args.vary]
     runner = run_gym_variant if args.suite == "mujoco" else run_jax_variant
     info = {**C.machine(), "loadavg_start": C.loadavg()}
     threshold = suite["threshold"]
@@ -221,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"resuming {out}: keeping {[r['variant'] for r in rows]}")
     print(f"suite {args.suite}: {env_id}, {steps} steps, {seeds} seeds; machine {info}")
     done = {r["variant"] for r in rows}
-    for preset_name, overrides in suite_variants(suite, env_id):
+    for preset_name, overrides in suite_variants(suite, env_id, varied):
         if keep is not None and preset_name not in keep:
             continue
         overrides = {**overrides, **settings}
@@ -268,11 +285,14 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
     return settings
 
 
-def suite_variants(suite: dict[str, Any], env_id: str) -> list[tuple[str, dict[str, Any]]]:
+def suite_variants(suite: dict[str, Any], env_id: str,
+                   varied: list[dict[str, Any]] | None = None) -> list[tuple[str, dict[str, Any]]]:
     """The suite's variants, with any per-environment overrides (e.g. the TD3 paper's
-    10000 random warm-up steps on HalfCheetah) merged in."""
+    10000 random warm-up steps on HalfCheetah) merged in; each of ``varied`` adds a copy of
+    every variant with those settings on top, after the variant as it is."""
     extra = suite.get("env_overrides", {}).get(env_id, {})
-    return [(name, {**extra, **overrides}) for name, overrides in suite["variants"]]
+    return [(name, {**extra, **overrides, **more}) for name, overrides in suite["variants"]
+            for more in [{}, *(varied or [])]]
 
 
 def previous_rows(out: Path, env_id: str, steps: int, seeds: int,

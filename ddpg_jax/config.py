@@ -622,6 +622,29 @@ PRESETS["accelerator"] = PRESETS["td3"].replace(
     total_steps=10_240_000, eval_every=1_024_000)
 
 
+def _fasttd3_accelerator() -> DDPGConfig:
+    """FastTD3 (Seo et al. 2025) for Playground's DM Control tasks, as its CheetahRun example
+    config (fast_td3/hyperparams.py and train.py at commit 229ed59; docs/fasttd3.md lists
+    every setting with its source line and what still differs).
+
+    It needs the c51 critic's fields (``critic``, ``num_atoms``, ``v_min``, ``v_max``) and
+    becomes ``PRESETS["accelerator"]`` once they are merged; until then calling it raises.
+    """
+    return DDPGConfig(
+        num_envs=1024, updates_per_env_step=2 / 1024, batch_size=32768,
+        buffer_size=1024 * 10240, n_step=3, gamma=0.97, tau=0.1,
+        actor_lr=3e-4, critic_lr=3e-4, actor_adamw_decay=0.1, critic_adamw_decay=0.1,
+        hidden_sizes=(1024, 512, 256), actor_hidden_sizes=(512, 256, 128),
+        critic_hidden_sizes=(1024, 512, 256), activation="relu", weight_init="fan_in_uniform",
+        final_layer_init=0.0, critic_action_layer=0, num_critics=2, policy_delay=2,
+        critic="c51", num_atoms=101, v_min=-500.0, v_max=500.0,  # type: ignore[call-arg]
+        target_noise=0.1, target_noise_clip=0.5, noise="gaussian", noise_scale=0.1,
+        noise_scale_max=0.4, obs_norm=True, reward_scale=1.0, max_grad_norm=0.0,
+        warmup_steps=32768, total_steps=1024 * 150_000, eval_every=1024 * 5000,
+        eval_episodes=10,
+    )
+
+
 def preset(name: str, **overrides: Any) -> DDPGConfig:
     """Returns the named preset with ``overrides`` applied.
 

@@ -104,8 +104,10 @@ def run_jax_variant(env_id: str, preset_name: str, overrides: dict, suite: dict,
     else:
         env, params = make(env_id)
     # All seeds come from one key: run_seeds splits PRNGKey(first_seed) into `seeds` keys.
-    config = preset(preset_name, total_steps=steps, eval_every=suite["eval_every"],
-                    eval_episodes=suite["eval_episodes"], seed=suite["first_seed"], **overrides)
+    # --set and --vary may also give the suite's own settings (e.g. eval_every): theirs win.
+    config = preset(preset_name, **{"total_steps": steps, "eval_every": suite["eval_every"],
+                                    "eval_episodes": suite["eval_episodes"],
+                                    "seed": suite["first_seed"], **overrides})
     timed = run_seeds(config, env, params, num_seeds=seeds)
     m = timed.output.metrics
     return {"env_steps": np.asarray(m["env_steps"][0]).tolist(),
@@ -121,9 +123,9 @@ def run_gym_variant(env_id: str, preset_name: str, overrides: dict, suite: dict,
     curves, env_steps, t0 = [], None, time.perf_counter()
     config = None
     for seed in range(suite["first_seed"], suite["first_seed"] + seeds):
-        config = preset(preset_name, total_steps=steps, seed=seed,
-                        eval_every=suite["eval_every"], eval_episodes=suite["eval_episodes"],
-                        **overrides)
+        config = preset(preset_name, **{"total_steps": steps, "seed": seed,
+                                        "eval_every": suite["eval_every"],
+                                        "eval_episodes": suite["eval_episodes"], **overrides})
         result = train(config, env_id, log=print)
         env_steps = [r["env_steps"] for r in result.evaluations]
         curves.append([r["eval_return_mean"] for r in result.evaluations])

@@ -306,8 +306,7 @@ class DDPGConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        for name in _TUPLE_FIELDS:
-            d[name] = list(d[name])
+        d["hidden_sizes"] = list(self.hidden_sizes)
         return d
 
     def to_json(self) -> str:

@@ -52,6 +52,8 @@ _POSITIVE_INT = (lambda v: v > 0, "an integer > 0")
 _NONNEG_INT = (lambda v: v >= 0, "an integer >= 0")
 _POSITIVE = (lambda v: v > 0 and _finite(v), "a finite number > 0")
 _NONNEG = (lambda v: v >= 0 and _finite(v), "a finite number >= 0")
+_WIDTHS = (lambda v: all(h > 0 for h in v),
+           "integers > 0, e.g. 512,256,128, or none (empty) for hidden_sizes")
 
 
 def _choice(options: tuple[str, ...]) -> tuple[Callable[[Any], bool], str]:
@@ -133,12 +135,10 @@ class DDPGConfig:
         (lambda v: len(v) > 0 and all(h > 0 for h in v), "one or more integers > 0, e.g. 256,256"))
     actor_hidden_sizes: tuple[int, ...] = setting(
         (), "network", "the actor's hidden layer widths (empty: hidden_sizes; FastTD3: "
-        "512,256,128)", (lambda v: all(h > 0 for h in v), "integers > 0, e.g. 512,256,128, or "
-        "none (empty) for hidden_sizes"))
+        "512,256,128)", _WIDTHS)
     critic_hidden_sizes: tuple[int, ...] = setting(
         (), "network", "the critic's hidden layer widths (empty: hidden_sizes; FastTD3: "
-        "1024,512,256)", (lambda v: all(h > 0 for h in v), "integers > 0, e.g. 1024,512,256, "
-        "or none (empty) for hidden_sizes"))
+        "1024,512,256)", _WIDTHS)
     activation: str = setting("relu", "network", "hidden activation", _choice(ACTIVATIONS))
     final_layer_init: float = setting(
         0.0, "network", "if > 0, last-layer weights and biases from U(-x, x) (the paper's 3e-3); "

@@ -27,8 +27,8 @@ from ddpg_jax.policy.exported import load_exported
 
 LOW, HIGH = np.array([-2.0, 0.5]), np.array([2.0, 3.0])
 OBS_DIM, BATCH = 3, 6
-TINY = dict(total_steps=160, warmup_steps=64, batch_size=16, buffer_size=256, eval_every=0,
-            eval_episodes=1)
+TINY = {"total_steps": 160, "warmup_steps": 64, "batch_size": 16, "buffer_size": 256,
+        "eval_every": 0, "eval_episodes": 1}
 
 
 # ------------------------------------------------------------------ AdamW against numpy
@@ -152,14 +152,14 @@ def test_a_sweep_over_the_decay_under_vmap_matches_single_runs(setup):
     states = jax.vmap(lambda h: state.replace(hparams=h))(hparams)
     update = make_update(nets, on)
     batched, _ = jax.jit(jax.vmap(update, in_axes=(0, None)))(states, batch)
-    for i, v in enumerate(values):
+    rows = [[np.asarray(x)[i] for x in jax.tree.leaves(batched.actor_params)]
+            for i in range(len(values))]
+    for row, v in zip(rows, values):
         single = _step(config, nets, state, batch, actor_adamw_decay=v)
-        for a, b in zip(jax.tree.leaves(jax.tree.map(lambda x: x[i], batched.actor_params)),
-                        jax.tree.leaves(single.actor_params)):
+        for a, b in zip(row, jax.tree.leaves(single.actor_params)):
             # One program batched, another not: the same float32 sums in another order.
-            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
-    a0, a2 = (jax.tree.leaves(jax.tree.map(lambda x: x[i], batched.actor_params)) for i in (0, 2))
-    assert not np.allclose(a0[0], a2[0])
+            np.testing.assert_allclose(a, np.asarray(b), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(rows[0][0], rows[2][0])
 
 
 # ------------------------------------------------------------------ settings
@@ -213,6 +213,19 @@ def test_widths_from_the_command_line_and_config_files():
         DDPGConfig(hidden_sizes=(4, 4), critic_hidden_sizes=(4,), critic_action_layer=1).validate()
     with pytest.raises(ConfigError, match="actor_hidden_sizes = \\(4, 0\\) is out of range"):
         DDPGConfig(actor_hidden_sizes=(4, 0)).validate()
+
+
+def test_command_line_flags_reach_the_config():
+    from ddpg_jax.cli import main as cli
+
+    args, unknown = cli._build_parser().parse_known_args(
+        ["train", "--env", "Pendulum-v1", "--actor-hidden-sizes", "8,4",
+         "--critic-hidden-sizes", "16", "--actor-adamw-decay", "0.1",
+         "--critic-adamw-decay", "0.2"])
+    assert not unknown
+    config = cli._new_plan(args).config
+    assert (config.actor_hidden_sizes, config.critic_hidden_sizes) == ((8, 4), (16,))
+    assert (config.actor_adamw_decay, config.critic_adamw_decay) == (0.1, 0.2)
 
 
 def test_checkpoints_without_the_new_hparams_read_them_as_zero():

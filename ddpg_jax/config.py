@@ -305,8 +305,10 @@ class DDPGConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as JSON's types (widths as lists); :meth:`from_dict` reads it back."""
         d = dataclasses.asdict(self)
-        d["hidden_sizes"] = list(self.hidden_sizes)
+        for name in _TUPLE_FIELDS:
+            d[name] = list(d[name])
         return d
 
     def to_json(self) -> str:

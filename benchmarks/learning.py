@@ -9,6 +9,18 @@ table on stdout and learning curves as PNG when matplotlib is installed):
     python -m benchmarks.learning --suite mujoco --env Hopper-v5 --variants td3 \
         --set update_schedule=episode                        # a setting for every variant
     python -m benchmarks.learning --suite playground          # CartpoleBalance, 100k steps, 4 seeds
+    python -m benchmarks.learning --suite playground --env PendulumSwingup \
+        --vary "critic=c51 v_min=-10 v_max=110"              # scalar against C51, equal steps
+
+Each ``--vary "FIELD=VALUE ..."`` (repeatable) adds a variant of every preset of the suite
+with those settings, beside the preset as it is: the variants share the env, the step
+count, the seeds (the same keys) and every other setting, so they are compared at equal
+steps. The FastTD3 comparison on CPU is the ``playground`` suite on ``CartpoleBalance`` and
+on ``PendulumSwingup`` (impl jax, 4 vmapped seeds each) with the C51 critic as the varied
+setting (its support [-10, 110] holds the values of DM Control's rewards in [0, 1] at the
+suite's gamma 0.99, at most 100); ``--vary "actor_adamw_decay=0.1 critic_adamw_decay=0.1"`` or
+``--vary "actor_hidden_sizes=512,256,128 critic_hidden_sizes=1024,512,256"`` compare FastTD3's
+other two changes the same way.
 
 Results are written after every variant; ``--resume`` keeps the variants already
 in the JSON file and runs only the missing ones.
@@ -92,8 +104,10 @@ def run_jax_variant(env_id: str, preset_name: str, overrides: dict, suite: dict,
     else:
         env, params = make(env_id)
     # All seeds come from one key: run_seeds splits PRNGKey(first_seed) into `seeds` keys.
-    config = preset(preset_name, total_steps=steps, eval_every=suite["eval_every"],
-                    eval_episodes=suite["eval_episodes"], seed=suite["first_seed"], **overrides)
+    # --set and --vary may also give the suite's own settings (e.g. eval_every): theirs win.
+    config = preset(preset_name, **{"total_steps": steps, "eval_every": suite["eval_every"],
+                                    "eval_episodes": suite["eval_episodes"],
+                                    "seed": suite["first_seed"], **overrides})
     timed = run_seeds(config, env, params, num_seeds=seeds)
     m = timed.output.metrics
     return {"env_steps": np.asarray(m["env_steps"][0]).tolist(),
@@ -109,9 +123,9 @@ def run_gym_variant(env_id: str, preset_name: str, overrides: dict, suite: dict,
     curves, env_steps, t0 = [], None, time.perf_counter()
     config = None
     for seed in range(suite["first_seed"], suite["first_seed"] + seeds):
-        config = preset(preset_name, total_steps=steps, seed=seed,
-                        eval_every=suite["eval_every"], eval_episodes=suite["eval_episodes"],
-                        **overrides)
+        config = preset(preset_name, **{"total_steps": steps, "seed": seed,
+                                        "eval_every": suite["eval_every"],
+                                        "eval_episodes": suite["eval_episodes"], **overrides})
         result = train(config, env_id, log=print)
         env_steps = [r["env_steps"] for r in result.evaluations]
         curves.append([r["eval_return_mean"] for r in result.evaluations])
@@ -194,6 +208,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="a config setting for every variant (repeatable), e.g. "
                              "--set update_schedule=episode; it joins the variant's name")
+    parser.add_argument("--vary", action="append", default=[], metavar='"FIELD=VALUE ..."',
+                        help="one more variant of every preset with these settings (space-"
+                             "separated, repeatable), beside the preset as it is, e.g. "
+                             '--vary "critic=c51 v_min=-10 v_max=110"')
     parser.add_argument("--out", default=None, help="JSON path (default: results/learning_SUITE.json)")
     parser.add_argument("--resume", action="store_true",
                         help="keep the variants already in the JSON file (same env, steps and "
@@ -207,6 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     seeds = args.seeds or suite["seeds"]
     keep = None if args.variants is None else set(args.variants.split(","))
     settings = parse_settings(args.set)
+    varied = [parse_settings(item.split()) for item in args.vary]
     runner = run_gym_variant if args.suite == "mujoco" else run_jax_variant
     info = {**C.machine(), "loadavg_start": C.loadavg()}
     threshold = suite["threshold"]
@@ -221,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"resuming {out}: keeping {[r['variant'] for r in rows]}")
     print(f"suite {args.suite}: {env_id}, {steps} steps, {seeds} seeds; machine {info}")
     done = {r["variant"] for r in rows}
-    for preset_name, overrides in suite_variants(suite, env_id):
+    for preset_name, overrides in suite_variants(suite, env_id, varied):
         if keep is not None and preset_name not in keep:
             continue
         overrides = {**overrides, **settings}
@@ -268,11 +287,14 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
     return settings
 
 
-def suite_variants(suite: dict[str, Any], env_id: str) -> list[tuple[str, dict[str, Any]]]:
+def suite_variants(suite: dict[str, Any], env_id: str,
+                   varied: list[dict[str, Any]] | None = None) -> list[tuple[str, dict[str, Any]]]:
     """The suite's variants, with any per-environment overrides (e.g. the TD3 paper's
-    10000 random warm-up steps on HalfCheetah) merged in."""
+    10000 random warm-up steps on HalfCheetah) merged in; each of ``varied`` adds a copy of
+    every variant with those settings on top, after the variant as it is."""
     extra = suite.get("env_overrides", {}).get(env_id, {})
-    return [(name, {**extra, **overrides}) for name, overrides in suite["variants"]]
+    return [(name, {**extra, **overrides, **more}) for name, overrides in suite["variants"]
+            for more in [{}, *(varied or [])]]
 
 
 def previous_rows(out: Path, env_id: str, steps: int, seeds: int,

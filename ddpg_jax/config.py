@@ -6,7 +6,7 @@ description, the values it accepts and whether it is *traced*:
 
 * static fields fix shapes and loop lengths (sizes, hidden layers, counts);
   changing one means compiling a new program;
-* traced fields (learning rates, gamma, tau, noise scales, weight decay, reward
+* traced fields (learning rates, gamma, tau, noise scales, weight decays, reward
   scale) only enter the computation as numbers: they are copied into
   :class:`ddpg_jax.agent.state.HParams` inside the :class:`~ddpg_jax.agent.state.TrainState`,
   so a batch of states with different values runs under ``jax.vmap`` with no
@@ -53,6 +53,8 @@ _POSITIVE_INT = (lambda v: v > 0, "an integer > 0")
 _NONNEG_INT = (lambda v: v >= 0, "an integer >= 0")
 _POSITIVE = (lambda v: v > 0 and _finite(v), "a finite number > 0")
 _NONNEG = (lambda v: v >= 0 and _finite(v), "a finite number >= 0")
+_WIDTHS = (lambda v: all(h > 0 for h in v),
+           "integers > 0, e.g. 512,256,128, or none (empty) for hidden_sizes")
 
 
 def _choice(options: tuple[str, ...]) -> tuple[Callable[[Any], bool], str]:
@@ -115,12 +117,29 @@ class DDPGConfig:
     critic_weight_decay: float = setting(
         0.0, "algorithm", "L2 penalty on the critic's parameters, added to the gradient before "
         "Adam (coupled, as the paper's 1e-2)", _NONNEG, traced=True)
+    actor_adamw_decay: float = setting(
+        0.0, "algorithm", "decoupled weight decay of the actor (AdamW, as PyTorch's and optax's "
+        "adamw: each step also subtracts actor_lr * this * params, outside Adam; FastTD3: 0.1); "
+        "0: plain Adam, and no decay term in the compiled program (a sweep over it turns the "
+        "term on)", _NONNEG, traced=True)
+    critic_adamw_decay: float = setting(
+        0.0, "algorithm", "decoupled weight decay of the critic (AdamW: each step also subtracts "
+        "critic_lr * this * params, outside Adam; FastTD3: 0.1); 0: plain Adam, as for the "
+        "actor. Not together with critic_weight_decay, the coupled L2 term", _NONNEG,
+        traced=True)
     max_grad_norm: float = setting(0.0, "algorithm",
                                    "global-norm gradient clipping (0: none)", _NONNEG)
     # ---------------------------------------------------------------- network
     hidden_sizes: tuple[int, ...] = setting(
-        (256, 256), "network", "hidden layer widths, shared by actor and critic",
+        (256, 256), "network", "hidden layer widths of actor and critic (unless "
+        "actor_hidden_sizes or critic_hidden_sizes give their own)",
         (lambda v: len(v) > 0 and all(h > 0 for h in v), "one or more integers > 0, e.g. 256,256"))
+    actor_hidden_sizes: tuple[int, ...] = setting(
+        (), "network", "the actor's hidden layer widths (empty: hidden_sizes; FastTD3: "
+        "512,256,128)", _WIDTHS)
+    critic_hidden_sizes: tuple[int, ...] = setting(
+        (), "network", "the critic's hidden layer widths (empty: hidden_sizes; FastTD3: "
+        "1024,512,256)", _WIDTHS)
     activation: str = setting("relu", "network", "hidden activation", _choice(ACTIVATIONS))
     final_layer_init: float = setting(
         0.0, "network", "if > 0, last-layer weights and biases from U(-x, x) (the paper's 3e-3); "
@@ -237,14 +256,20 @@ class DDPGConfig:
             raise ConfigError(
                 f"ou_theta * ou_dt = {self.ou_theta} * {self.ou_dt} > 1 makes the OU process "
                 "overshoot its mean; accepted: ou_theta * ou_dt <= 1.")
-        if self.critic_action_layer >= len(self.hidden_sizes):
+        if self.critic_action_layer >= len(self.critic_widths):
             raise ConfigError(
                 f"critic_action_layer = {self.critic_action_layer!r} is out of range; accepted: "
-                f"an integer in [0, {len(self.hidden_sizes) - 1}] (a hidden layer index).")
+                f"an integer in [0, {len(self.critic_widths) - 1}] (a hidden layer index of "
+                "the critic).")
         if self.v_min >= self.v_max:
             raise ConfigError(
                 f"v_min {self.v_min!r} >= v_max {self.v_max!r}: the c51 critic's support runs "
                 "from v_min to v_max; accepted: v_min < v_max.")
+        if self.critic_weight_decay > 0 and self.critic_adamw_decay > 0:
+            raise ConfigError(
+                f"critic_weight_decay {self.critic_weight_decay} (coupled L2, through Adam) and "
+                f"critic_adamw_decay {self.critic_adamw_decay} (decoupled, AdamW) both decay "
+                "the critic; accepted: at most one of them > 0.")
         per_vector = self.updates_per_env_step * self.num_envs
         if per_vector < 1 - 1e-9 or abs(per_vector - round(per_vector)) > 1e-9 * per_vector:
             raise ConfigError(
@@ -300,8 +325,10 @@ class DDPGConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as JSON's types (widths as lists); :meth:`from_dict` reads it back."""
         d = dataclasses.asdict(self)
-        d["hidden_sizes"] = list(self.hidden_sizes)
+        for name in _TUPLE_FIELDS:
+            d[name] = list(d[name])
         return d
 
     def to_json(self) -> str:
@@ -311,8 +338,9 @@ class DDPGConfig:
     def from_dict(cls, d: Mapping[str, Any]) -> DDPGConfig:
         _check_names(d)
         d = dict(d)
-        if "hidden_sizes" in d and isinstance(d["hidden_sizes"], list):
-            d["hidden_sizes"] = tuple(d["hidden_sizes"])
+        for name in _TUPLE_FIELDS:
+            if isinstance(d.get(name), list):
+                d[name] = tuple(d[name])
         return cls(**d)
 
     # ------------------------------------------------------------ groups
@@ -327,6 +355,16 @@ class DDPGConfig:
     exploration = property(lambda self: self.group("exploration"))
     loop = property(lambda self: self.group("loop"))
     evaluation = property(lambda self: self.group("evaluation"))
+
+    @property
+    def actor_widths(self) -> tuple[int, ...]:
+        """The actor's hidden layer widths: ``actor_hidden_sizes``, or ``hidden_sizes``."""
+        return self.actor_hidden_sizes or self.hidden_sizes
+
+    @property
+    def critic_widths(self) -> tuple[int, ...]:
+        """The critic's hidden layer widths: ``critic_hidden_sizes``, or ``hidden_sizes``."""
+        return self.critic_hidden_sizes or self.hidden_sizes
 
     @property
     def vector_steps(self) -> int:
@@ -381,11 +419,15 @@ _FIELD_TYPES: dict[str, type] = {
     for f in _FIELDS
 }
 FIELD_NAMES = tuple(_FIELD_TYPES)
+_TUPLE_FIELDS = tuple(n for n, kind in _FIELD_TYPES.items() if kind is tuple)
 #: Earlier field names still accepted (and translated with a notice): old name -> new name.
 RENAMED_FIELDS = {"updates_per_step": "updates_per_env_step",
                   "updates_per_vector_step": "updates_per_env_step"}
 #: Fields that are copied into ``TrainState.hparams`` and may differ across a vmapped batch.
 TRACED_FIELDS = tuple(f.name for f in _FIELDS if f.metadata["traced"])
+#: Traced fields whose term is in the compiled program only when the config's value is > 0
+#: (so that 0 compiles exactly the program without it); a sweep needs the config's value > 0.
+SWITCHED_FIELDS = ("actor_adamw_decay", "critic_adamw_decay")
 FIELDS_BY_GROUP: dict[str, tuple[str, ...]] = {
     g: tuple(f.name for f in _FIELDS if f.metadata["group"] == g) for g in GROUPS}
 
@@ -599,6 +641,29 @@ PRESETS["accelerator"] = PRESETS["td3"].replace(
     actor_lr=3e-4, critic_lr=3e-4, tau=0.1, gamma=0.97, obs_norm=True,
     hidden_sizes=(1024, 512, 256), weight_init="lecun_normal", warmup_steps=32768,
     total_steps=10_240_000, eval_every=1_024_000)
+
+
+def _fasttd3_accelerator() -> DDPGConfig:
+    """FastTD3 (Seo et al. 2025) for Playground's DM Control tasks, as its CheetahRun example
+    config (fast_td3/hyperparams.py and train.py at commit 229ed59; docs/fasttd3.md lists
+    every setting with its source line and what still differs).
+
+    It needs the c51 critic's fields (``critic``, ``num_atoms``, ``v_min``, ``v_max``) and
+    becomes ``PRESETS["accelerator"]`` once they are merged; until then calling it raises.
+    """
+    return DDPGConfig(
+        num_envs=1024, updates_per_env_step=2 / 1024, batch_size=32768,
+        buffer_size=1024 * 10240, n_step=3, gamma=0.97, tau=0.1,
+        actor_lr=3e-4, critic_lr=3e-4, actor_adamw_decay=0.1, critic_adamw_decay=0.1,
+        hidden_sizes=(1024, 512, 256), actor_hidden_sizes=(512, 256, 128),
+        critic_hidden_sizes=(1024, 512, 256), activation="relu", weight_init="fan_in_uniform",
+        final_layer_init=0.0, critic_action_layer=0, num_critics=2, policy_delay=2,
+        critic="c51", num_atoms=101, v_min=-500.0, v_max=500.0,  # type: ignore[call-arg]
+        target_noise=0.1, target_noise_clip=0.5, noise="gaussian", noise_scale=0.1,
+        noise_scale_max=0.4, obs_norm=True, reward_scale=1.0, max_grad_norm=0.0,
+        warmup_steps=32768, total_steps=1024 * 150_000, eval_every=1024 * 5000,
+        eval_episodes=10,
+    )
 
 
 def preset(name: str, **overrides: Any) -> DDPGConfig:

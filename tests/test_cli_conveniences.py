@@ -187,7 +187,7 @@ def test_flags_override_the_file_wherever_they_stand(tmp_path, monkeypatch):
         plan = _plan(argv)
         assert plan.env_id == "Pendulum-v1" and plan.preset == "td3"
         assert plan.backend == "gymnasium" and plan.num_seeds == 1
-        assert plan.config == DDPGConfig(**{
+        assert plan.config == DDPGConfig.from_dict({
             **cli.PRESETS["td3"].to_dict(), "actor_lr": 0.005, "critic_lr": 2e-3,
             "hidden_sizes": (8, 8), "total_steps": 5000, "seed": 4})
         assert plan.options.keep_checkpoints == 2

@@ -2,9 +2,10 @@
 
 :func:`make_gradient_step` returns ``init`` and ``update`` side by side, in
 the style of an optax transformation, so the optimizer chains they use are
-built once and cannot disagree. Learning rates and the critic's weight decay
-are traced values read from ``state.hparams`` at every step, which is what
-lets ``jax.vmap`` over a batch of states train different settings.
+built once and cannot disagree. Learning rates and weight decays (the
+critic's coupled L2, both nets' AdamW decay) are traced values read from
+``state.hparams`` at every step, which is what lets ``jax.vmap`` over a
+batch of states train different settings.
 """
 
 from __future__ import annotations
@@ -31,26 +32,42 @@ from ddpg_jax.agent.state import (
 from ddpg_jax.config import TRACED_FIELDS, DDPGConfig
 
 
-def make_optimizer(max_grad_norm: float, coupled_weight_decay: bool = False
+def make_optimizer(max_grad_norm: float, coupled_weight_decay: bool = False,
+                   decoupled_weight_decay: bool = False
                    ) -> Callable[..., optax.GradientTransformation]:
     """The optax chain of one network, as a function of its traced rates.
 
-    ``optimizer(lr)`` (or ``optimizer(lr, weight_decay)`` when
-    ``coupled_weight_decay``) returns: the L2 term ``weight_decay * params``
-    added to the gradient (the paper's critic weight decay, coupled: it goes
-    through Adam), global-norm clipping when ``max_grad_norm > 0``, Adam, and
-    the step ``-lr * update``. Rates may be traced arrays; the chain's state
-    does not depend on their values, so one ``init`` serves every rate.
+    ``optimizer(lr, weight_decay=None, adamw_decay=None)`` returns: with
+    ``coupled_weight_decay``, the L2 term ``weight_decay * params`` added to
+    the gradient (the paper's critic weight decay, coupled: it goes through
+    Adam); global-norm clipping when ``max_grad_norm > 0``; Adam; with
+    ``decoupled_weight_decay``, the term ``adamw_decay * params`` added to
+    Adam's output (AdamW, Loshchilov and Hutter 2019, as ``optax.adamw`` and
+    PyTorch's ``AdamW``); and the step ``-lr * update``. Rates may be traced
+    arrays; the chain's state does not depend on their values (the decay
+    terms hold none), so one ``init`` serves every rate and a checkpoint's
+    optimizer state has the same structure and arrays with or without AdamW.
+    A decay term that is off is not in the program at all: a zero rate is
+    plain Adam in value, but a different program, whose last bits can differ.
     """
 
-    def optimizer(lr: Any, weight_decay: Any = None) -> optax.GradientTransformation:
+    def optimizer(lr: Any, weight_decay: Any = None, adamw_decay: Any = None
+                  ) -> optax.GradientTransformation:
         if (weight_decay is not None) != coupled_weight_decay:
             raise ValueError("pass weight_decay exactly when the optimizer was made with "
                              "coupled_weight_decay=True")
+        if (adamw_decay is not None) != decoupled_weight_decay:
+            raise ValueError("pass adamw_decay exactly when the optimizer was made with "
+                             "decoupled_weight_decay=True")
         parts = [optax.add_decayed_weights(weight_decay)] if coupled_weight_decay else []
         if max_grad_norm > 0:
             parts.append(optax.clip_by_global_norm(max_grad_norm))
-        parts += [optax.scale_by_adam(), optax.scale_by_learning_rate(lr)]
+        # optax.identity() holds the decay's place when it is off (no operation, the same
+        # EmptyState), so the optimizer state has one structure either way.
+        parts += [optax.scale_by_adam(),
+                  optax.identity() if adamw_decay is None else
+                  optax.add_decayed_weights(adamw_decay),
+                  optax.scale_by_learning_rate(lr)]
         return optax.chain(*parts)
 
     return optimizer
@@ -105,6 +122,14 @@ class _Step(NamedTuple):
     axis_name: str | None
     branch_on_delay: bool
 
+    def actor_tx(self, hp: HParams) -> optax.GradientTransformation:
+        adamw = hp.actor_adamw_decay if self.config.actor_adamw_decay > 0 else None
+        return self.actor_opt(hp.actor_lr, adamw_decay=adamw)
+
+    def critic_tx(self, hp: HParams) -> optax.GradientTransformation:
+        adamw = hp.critic_adamw_decay if self.config.critic_adamw_decay > 0 else None
+        return self.critic_opt(hp.critic_lr, hp.critic_weight_decay, adamw_decay=adamw)
+
     def reduce(self, tree: Any) -> Any:
         return tree if self.axis_name is None else jax.lax.pmean(tree, self.axis_name)
 
@@ -125,8 +150,8 @@ def _init(s: _Step, key: PRNGKey, hparams: HParams | None = None) -> TrainState:
         critic_params=critic_params,
         target_actor_params=jax.tree.map(jnp.copy, actor_params),
         target_critic_params=jax.tree.map(jnp.copy, critic_params),
-        actor_opt_state=s.actor_opt(hp.actor_lr).init(actor_params),
-        critic_opt_state=s.critic_opt(hp.critic_lr, hp.critic_weight_decay).init(critic_params),
+        actor_opt_state=s.actor_tx(hp).init(actor_params),
+        critic_opt_state=s.critic_tx(hp).init(critic_params),
         hparams=hp,
         obs_stats=normalization.init(s.networks.obs_dim),
         rng=update_key,
@@ -160,8 +185,8 @@ def _critic_half(s: _Step, state: TrainState, batch: Transition, noise_key: PRNG
     (loss, aux), grads = jax.value_and_grad(objectives.critic_loss, has_aux=True)(
         state.critic_params, batch, target, nets.critic_apply)
     grads = s.reduce(grads)
-    params, opt_state = _descend(s.critic_opt(hp.critic_lr, hp.critic_weight_decay), grads,
-                                 state.critic_opt_state, state.critic_params)
+    params, opt_state = _descend(s.critic_tx(hp), grads, state.critic_opt_state,
+                                 state.critic_params)
     metrics = {"critic_loss": loss, "q_mean": aux["q_mean"], "target_mean": aux["target_mean"],
                "critic_grad_norm": optax.tree_utils.tree_norm(grads)}
     return params, opt_state, metrics
@@ -173,8 +198,8 @@ def _actor_half(s: _Step, state: TrainState, critic_params: Params, obs: Array):
     (loss, _), grads = jax.value_and_grad(_objectives(s).actor_loss, has_aux=True)(
         state.actor_params, critic_params, obs, nets.actor_apply, nets.critic_apply)
     grads = s.reduce(grads)
-    actor_params, actor_opt_state = _descend(s.actor_opt(hp.actor_lr), grads,
-                                             state.actor_opt_state, state.actor_params)
+    actor_params, actor_opt_state = _descend(s.actor_tx(hp), grads, state.actor_opt_state,
+                                             state.actor_params)
     moved = (actor_params, actor_opt_state,
              optax.incremental_update(actor_params, state.target_actor_params, hp.tau),
              optax.incremental_update(critic_params, state.target_critic_params, hp.tau))
@@ -290,9 +315,12 @@ def make_gradient_step(
     if branch_on_delay and axis_name is not None:
         raise ValueError("branch_on_delay is for unbatched steps; with an axis_name the step is "
                          "batched, where a cond runs both branches")
-    s = _Step(config, networks, make_optimizer(config.max_grad_norm),
-              make_optimizer(config.max_grad_norm, coupled_weight_decay=True), axis_name,
-              branch_on_delay)
+    s = _Step(config, networks,
+              make_optimizer(config.max_grad_norm,
+                             decoupled_weight_decay=config.actor_adamw_decay > 0),
+              make_optimizer(config.max_grad_norm, coupled_weight_decay=True,
+                             decoupled_weight_decay=config.critic_adamw_decay > 0),
+              axis_name, branch_on_delay)
 
     def init(key: PRNGKey, hparams: HParams | None = None) -> TrainState:
         return _init(s, key, hparams)

@@ -171,6 +171,9 @@ def make_networks(
 ) -> Networks:
     """Builds the actor and critic for an environment's shapes and bounds.
 
+    The actor's hidden widths are ``actor_hidden_sizes`` and the critic's
+    ``critic_hidden_sizes``; either, when empty, is ``hidden_sizes``.
+
     Args:
       config: supplies ``hidden_sizes``, ``activation``, ``final_layer_init``,
         ``weight_init``, ``critic_action_layer``, ``num_critics``, ``critic`` and
@@ -190,11 +193,12 @@ def make_networks(
         raise ValueError(
             f"action bounds must be finite with high > low; got low={low}, high={high}"
         )
-    hidden = tuple(config.hidden_sizes)
-    actor = Actor(hidden, tuple(low.tolist()), tuple(high.tolist()), config.activation,
+    actor_hidden = tuple(config.actor_hidden_sizes or config.hidden_sizes)
+    critic_hidden = tuple(config.critic_hidden_sizes or config.hidden_sizes)
+    actor = Actor(actor_hidden, tuple(low.tolist()), tuple(high.tolist()), config.activation,
                   config.final_layer_init, config.weight_init)
     num_atoms = config.num_atoms if config.critic == "c51" else 0
-    critic = CriticEnsemble(hidden, config.num_critics, config.activation,
+    critic = CriticEnsemble(critic_hidden, config.num_critics, config.activation,
                             config.final_layer_init, config.weight_init,
                             config.critic_action_layer, num_atoms)
     dummy_obs = jnp.zeros((obs_dim,), jnp.float32)

@@ -85,6 +85,17 @@ def flatten(tree: Any) -> dict[str, np.ndarray]:
     return flat
 
 
+#: Traced settings added to the train state's ``hparams`` after checkpoints of this format
+#: were first written. A checkpoint without one was trained with it at zero (its default,
+#: which is the earlier behaviour: plain Adam), and is read so.
+ADDED_HPARAMS = ("actor_adamw_decay", "critic_adamw_decay")
+
+
+def _added_since(name: str) -> bool:
+    head, _, field = name.rpartition("/")
+    return field in ADDED_HPARAMS and head.endswith("hparams")
+
+
 def unflatten(flat: Mapping[str, Any], template: Any, what: str = "checkpoint") -> Any:
     """Rebuilds ``template``'s structure from ``flat``, checking names, shapes and dtypes.
 
@@ -98,9 +109,10 @@ def unflatten(flat: Mapping[str, Any], template: Any, what: str = "checkpoint") 
     """
     leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
     names = [_path_name(p) for p, _ in leaves]
-    # Empty arrays are not written (see save): the template alone defines them.
+    # Empty arrays are not written (see save), and settings added since are read as zero:
+    # the template alone defines them.
     missing = [n for n, (_, leaf) in zip(names, leaves)
-               if n not in flat and math.prod(leaf.shape) != 0]
+               if n not in flat and math.prod(leaf.shape) != 0 and not _added_since(n)]
     extra = sorted(set(flat) - set(names))
     if missing or extra:
         parts = []

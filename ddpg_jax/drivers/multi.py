@@ -26,7 +26,7 @@ import numpy as np
 
 from ddpg_jax.agent.gradient_step import hparams_from_config
 from ddpg_jax.agent.state import HParams
-from ddpg_jax.config import TRACED_FIELDS, ConfigError, DDPGConfig
+from ddpg_jax.config import SWITCHED_FIELDS, TRACED_FIELDS, ConfigError, DDPGConfig
 from ddpg_jax.drivers.compiled import TrainOutput, make_train
 from ddpg_jax.drivers.sharding import place_runs
 from ddpg_jax.envs.core import Environment
@@ -61,6 +61,11 @@ def make_hparams(config: DDPGConfig, num_runs: int, **values: Sequence[float]) -
             raise ConfigError(f"{name} has {len(vals)} values for {num_runs} runs.")
         for v in vals:  # range checks through the config's own validation
             config.replace(**{name: float(v)}).validate()
+        if name in SWITCHED_FIELDS and getattr(config, name) == 0 and any(v > 0 for v in vals):
+            raise ConfigError(
+                f"{name} {list(vals)} in a program compiled with {name} = 0, which has no "
+                f"decay term; accepted: a config with {name} > 0 (e.g. {max(vals)!r}; each "
+                "run then takes its own value, 0 included), or sweep() which sets it.")
     base = hparams_from_config(config)
     return HParams(**{
         name: (jnp.asarray(values[name], jnp.float32) if name in values
@@ -163,6 +168,9 @@ def sweep(
     """
     names = list(grid)
     settings = [dict(zip(names, combo)) for combo in itertools.product(*(grid[n] for n in names))]
+    # A decay term switched off in the config is compiled in when the grid turns it on.
+    config = config.replace(**{n: max(map(float, grid[n])) for n in names
+                               if n in SWITCHED_FIELDS and getattr(config, n) == 0})
     runs = len(settings) * num_seeds
     hparams = make_hparams(config, runs, **{
         n: [s[n] for s in settings for _ in range(num_seeds)] for n in names})

@@ -33,7 +33,7 @@ from ddpg_jax.agent.networks import (
 )
 from ddpg_jax.agent.noise import Noise, NoiseState, make_noise
 from ddpg_jax.agent.state import HParams, TrainState, Transition
-from ddpg_jax.config import PRESETS, ConfigError, DDPGConfig, preset
+from ddpg_jax.config import PRESETS, ConfigError, DDPGConfig, PresetChangedWarning, preset
 from ddpg_jax.drivers.compiled import TrainOutput, make_train
 from ddpg_jax.drivers.dispatch import train
 from ddpg_jax.drivers.multi import make_hparams, run_seeds, seed_keys, select_run, sweep
@@ -58,6 +58,7 @@ __all__ = [
                                           "Networks",
                                           "Noise",
                                           "NoiseState",
+                                          "PresetChangedWarning",
                                           "RunOptions",
                                           "TrainOutput",
                                           "TrainResult",

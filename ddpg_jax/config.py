@@ -76,7 +76,9 @@ class DDPGConfig:
     The defaults are a modern DDPG (Adam 1e-3, 256x256 ReLU networks, batch
     256, tau 0.005, Gaussian exploration 0.1) that solves Pendulum-v1 within
     20k steps. :func:`preset` gives Lillicrap et al. (2015)'s ``"paper"``
-    settings, Fujimoto et al. (2018)'s ``"ourddpg"`` and ``"td3"``.
+    settings, Fujimoto et al. (2018)'s ``"ourddpg"`` and ``"td3-2018"`` (the paper's
+    settings and loop), ``"td3"`` (its authors' current code) and FastTD3's
+    ``"accelerator"``.
     Settings are grouped by concern (``config.network``, ``config.algorithm``,
     ``config.exploration``, ``config.loop``, ``config.evaluation``) so that a
     module can take only the group it reads.
@@ -99,9 +101,11 @@ class DDPGConfig:
         "2 per vector step: 2/1024). Times num_envs it must be a whole number", _POSITIVE)
     update_schedule: str = setting(
         "step", "algorithm", "when the gradient steps run: step (after every vector step of "
-        "the learning phase) or episode (the TD3 authors' loop: the same number per env step, "
-        "owed from the first step of the run, warm-up included, and run together when an "
-        "episode ends)", _choice(UPDATE_SCHEDULES))
+        "the learning phase) or episode (the TD3 authors' 2018 loop: the same number per env "
+        "step, run together when an episode ends, from the first episode on, warm-up "
+        "included, on batches drawn with replacement from the rows stored; TD3's delay counts "
+        "within each burst, the actor moving on its 1st, 3rd, ... step)",
+        _choice(UPDATE_SCHEDULES))
     n_step: int = setting(
         1, "algorithm", "n-step returns: rewards of up to n consecutive steps of one env's "
         "episode, discounted and summed, bootstrapped from the last one's next observation "
@@ -196,7 +200,7 @@ class DDPGConfig:
     # ---------------------------------------------------------------- exploration
     warmup_steps: int = setting(
         1_000, "exploration", "environment steps with uniform random actions before learning "
-        "starts (at least batch_size)", _NONNEG_INT)
+        "starts (at least batch_size with update_schedule step)", _NONNEG_INT)
     noise: str = setting("gaussian", "exploration",
                          "exploration noise: gaussian or ou (Ornstein-Uhlenbeck)",
                          _choice(NOISE_KINDS))
@@ -304,11 +308,15 @@ class DDPGConfig:
         if self.warmup_steps >= self.total_steps:
             raise ConfigError(f"warmup_steps {self.warmup_steps} >= total_steps "
                               f"{self.total_steps}; accepted: warmup_steps < total_steps.")
-        if max(self.warmup_steps, self.num_envs) < self.batch_size:
+        if (self.update_schedule == "step"
+                and max(self.warmup_steps, self.num_envs) < self.batch_size):
+            # The episode schedule (the 2018 loop) samples with replacement from whatever is
+            # stored, as the authors' buffer did, so it accepts a smaller warm-up.
             raise ConfigError(
                 f"warmup_steps {self.warmup_steps} < batch_size {self.batch_size}: the first "
                 "update would sample from fewer transitions than a batch; accepted: "
-                "warmup_steps >= batch_size.")
+                "warmup_steps >= batch_size (or update_schedule episode, the TD3 authors' "
+                "2018 loop, which samples with replacement from the rows stored).")
         if self.vector_steps <= self.warmup_vector_steps:
             raise ConfigError(
                 f"warmup_steps {self.warmup_steps} leaves no learning steps in total_steps "
@@ -602,12 +610,22 @@ PRESETS: dict[str, DDPGConfig] = {
     ),
 }
 
-# "Our DDPG" of Fujimoto et al. 2018, Appendix C: 400-300 networks, Adam 1e-3 for
-# both, batch 100, tau 0.005, N(0, 0.1) exploration, one critic, no weight decay.
-# The paper starts with 1000 random steps (10000 for HalfCheetah and Ant). Layers are
-# initialised as PyTorch's nn.Linear, which the authors' code uses: with flax's
-# default, larger initialisation the actor ran into the tanh bounds within a few
-# thousand updates on Hopper-v5 and stayed there (see docs/results.md, MuJoCo at 200k steps).
+# The TD3 authors' repository, github.com/sfujim/TD3: the paper's code (the camera-ready
+# commit, 2018) and its current master (TD3.py and main.py; CleanRL's td3_continuous_action.py
+# and Stable-Baselines3's TD3 use the same settings).
+TD3_REPO = "https://github.com/sfujim/TD3"
+TD3_2018_COMMIT = "bc98e6260e4e35e1a2afc1c78b6925251dd0a1e9"  # 2018-06-09, "Camera-ready cleanup"
+TD3_CURRENT_COMMIT = "34770ccdcb51df6f6c7d85c1ba7e40d71b940d16"  # master, 2023-07-14
+
+# "Our DDPG" of Fujimoto et al. 2018, Appendix C, with the 2018 loop of the authors' main.py
+# (commit TD3_2018_COMMIT): 400-300 networks, Adam 1e-3 for both, batch 100, tau 0.005,
+# N(0, 0.1) exploration, one critic, no weight decay, and training in bursts at episode
+# ends (update_schedule="episode"; see DDPGConfig.update_schedule). The paper starts with
+# 1000 random steps (10000 for HalfCheetah and Ant: pass warmup_steps=10_000 there).
+# Layers are initialised as PyTorch's nn.Linear, which the authors' code uses: with flax's
+# default, larger initialisation the actor ran into the tanh bounds within a few thousand
+# updates on Hopper-v5 and stayed there (see docs/results.md, MuJoCo at 200k steps).
+# Until 2026-12-05 this preset trained after every step (update_schedule="step").
 PRESETS["ourddpg"] = DDPGConfig(
     hidden_sizes=(400, 300),
     weight_init="fan_in_uniform",
@@ -619,28 +637,57 @@ PRESETS["ourddpg"] = DDPGConfig(
     noise="gaussian",
     noise_scale=0.1,
     warmup_steps=1_000,
+    update_schedule="episode",
 )
-# TD3 (Fujimoto et al. 2018, Sec. 6.1 and Appendix C): the same settings plus two
-# critics, target smoothing N(0, 0.2) clipped to 0.5, and policy delay 2.
-PRESETS["td3"] = PRESETS["ourddpg"].replace(
+# TD3 as the 2018 paper ran it (Fujimoto et al. 2018, Sec. 6.1 and Appendix C; TD3.py and
+# main.py at commit TD3_2018_COMMIT): "Our DDPG"'s settings plus two critics, target
+# smoothing N(0, 0.2) clipped to 0.5, and policy delay 2 counted within each burst
+# (``for it in range(iterations): ... if it % policy_freq == 0``), in the same 2018 loop.
+# These were the values of the "td3" preset until 2026-12-05, which trained after every
+# step: preset("td3-2018", update_schedule="step") is that preset exactly.
+PRESETS["td3-2018"] = PRESETS["ourddpg"].replace(
     num_critics=2, policy_delay=2, target_noise=0.2, target_noise_clip=0.5)
+# TD3 as its authors' current code runs it (TD3.py and main.py of TD3_REPO at commit
+# TD3_CURRENT_COMMIT, master; the same settings as CleanRL's td3_continuous_action.py and
+# Stable-Baselines3's TD3): 256-256 ReLU networks initialised as PyTorch's nn.Linear, Adam
+# 3e-4 for both, batch 256, 25000 random steps (start_timesteps), then one gradient step
+# per env step, the actor and targets moving on every 2nd critic update counted over the
+# run (total_it % policy_freq == 0), exploration N(0, 0.1), target noise 0.2 clipped to 0.5,
+# tau 0.005, gamma 0.99, 1e6 steps (max_timesteps).
+PRESETS["td3"] = DDPGConfig(
+    total_steps=1_000_000,
+    hidden_sizes=(256, 256),
+    weight_init="fan_in_uniform",
+    actor_lr=3e-4,
+    critic_lr=3e-4,
+    batch_size=256,
+    buffer_size=1_000_000,
+    tau=0.005,
+    gamma=0.99,
+    noise="gaussian",
+    noise_scale=0.1,
+    warmup_steps=25_000,
+    update_schedule="step",
+    updates_per_env_step=1.0,
+    num_critics=2,
+    policy_delay=2,
+    target_noise=0.2,
+    target_noise_clip=0.5,
+)
 
-# Many parallel envs on an accelerator (MuJoCo Playground, brax): TD3 with the settings
-# of FastTD3 (Seo et al. 2025) for Playground's DM Control tasks, as far as this library has
-# them: 1024 envs, 2 gradient steps per vector step on batches of 32768, per-env noise
-# scales in [0.1, 0.4] redrawn at episode ends, 3-step returns, target smoothing 0.1
-# clipped to 0.5, Adam 3e-4, tau 0.1, gamma 0.97, observation normalisation, and the
-# critic's 1024-512-256 layers (shared by the actor here). FastTD3 also uses a
-# distributional critic, mixed precision and AdamW, which are not part of this library.
-# Its buffer keeps 10240 steps per env; this preset keeps 1024 per env (1M transitions in
-# total), so that dozens of vmapped seeds fit in one GPU's memory. The warm-up is one
-# batch (32 vector steps) of random actions.
-PRESETS["accelerator"] = PRESETS["td3"].replace(
+# The "accelerator" preset until 2026-12-05, kept (not a preset) so that the benchmarks
+# whose recorded figures used it keep their configuration: TD3 for many parallel envs with
+# the FastTD3 settings this library then had: 1024 envs, 2 gradient steps per vector step on
+# batches of 32768, per-env noise scales in [0.1, 0.4], 3-step returns, target smoothing
+# 0.1 clipped to 0.5, Adam 3e-4, tau 0.1, gamma 0.97, observation normalisation, 1024-512-256
+# layers for both nets (flax's init), 1024 buffer rows per env, a warm-up of one batch.
+ACCELERATOR_BEFORE_FASTTD3 = DDPGConfig(
     num_envs=1024, updates_per_env_step=2 / 1024, batch_size=32768, buffer_size=1024 * 1024,
-    n_step=3, noise_scale=0.1, noise_scale_max=0.4, target_noise=0.1, target_noise_clip=0.5,
-    actor_lr=3e-4, critic_lr=3e-4, tau=0.1, gamma=0.97, obs_norm=True,
+    n_step=3, noise="gaussian", noise_scale=0.1, noise_scale_max=0.4, target_noise=0.1,
+    target_noise_clip=0.5, actor_lr=3e-4, critic_lr=3e-4, tau=0.1, gamma=0.97, obs_norm=True,
     hidden_sizes=(1024, 512, 256), weight_init="lecun_normal", warmup_steps=32768,
-    total_steps=10_240_000, eval_every=1_024_000)
+    total_steps=10_240_000, eval_every=1_024_000, num_critics=2, policy_delay=2,
+    update_schedule="step")
 
 
 def _fasttd3_accelerator() -> DDPGConfig:
@@ -648,8 +695,8 @@ def _fasttd3_accelerator() -> DDPGConfig:
     config (fast_td3/hyperparams.py and train.py at commit 229ed59; docs/fasttd3.md lists
     every setting with its source line and what still differs).
 
-    It needs the c51 critic's fields (``critic``, ``num_atoms``, ``v_min``, ``v_max``) and
-    becomes ``PRESETS["accelerator"]`` once they are merged; until then calling it raises.
+    This is ``PRESETS["accelerator"]`` (since 2026-12-05, with the c51 critic's fields;
+    the earlier values are :data:`ACCELERATOR_BEFORE_FASTTD3`).
     """
     return DDPGConfig(
         num_envs=1024, updates_per_env_step=2 / 1024, batch_size=32768,
@@ -658,7 +705,7 @@ def _fasttd3_accelerator() -> DDPGConfig:
         hidden_sizes=(1024, 512, 256), actor_hidden_sizes=(512, 256, 128),
         critic_hidden_sizes=(1024, 512, 256), activation="relu", weight_init="fan_in_uniform",
         final_layer_init=0.0, critic_action_layer=0, num_critics=2, policy_delay=2,
-        critic="c51", num_atoms=101, v_min=-500.0, v_max=500.0,  # type: ignore[call-arg]
+        critic="c51", num_atoms=101, v_min=-500.0, v_max=500.0,
         target_noise=0.1, target_noise_clip=0.5, noise="gaussian", noise_scale=0.1,
         noise_scale_max=0.4, obs_norm=True, reward_scale=1.0, max_grad_norm=0.0,
         warmup_steps=32768, total_steps=1024 * 150_000, eval_every=1024 * 5000,
@@ -666,12 +713,50 @@ def _fasttd3_accelerator() -> DDPGConfig:
     )
 
 
+PRESETS["accelerator"] = _fasttd3_accelerator()
+
+
+class PresetChangedWarning(FutureWarning):
+    """A preset name whose values changed: what it means now, and how to get the old values."""
+
+
+#: Presets whose values changed: name -> (date, what it is now, how to get the old values
+#: in Python, the same on the command line). A run's saved config.json holds every field,
+#: so checkpoints and resumed runs keep the values they were made with.
+CHANGED_PRESETS: dict[str, tuple[str, str, str, str]] = {
+    "td3": ("2026-12-05", "TD3 as its authors' current code (256-256, Adam 3e-4, batch 256, "
+            "25000 random steps)",
+            'preset("td3-2018", update_schedule="step")',
+            "--preset td3-2018 --update-schedule step"),
+    "ourddpg": ("2026-12-05", "Our DDPG in the 2018 loop (update_schedule episode: bursts of "
+                "gradient steps at episode ends)",
+                'preset("ourddpg", update_schedule="step")',
+                "--preset ourddpg --update-schedule step"),
+}
+
+
+def preset_changed_message(name: str) -> str | None:
+    """The notice for a preset whose values changed (see :data:`CHANGED_PRESETS`), or None."""
+    if name not in CHANGED_PRESETS:
+        return None
+    date, now, python, cli = CHANGED_PRESETS[name]
+    return (f"preset {name!r} changed its values on {date}: it is now {now}. The earlier "
+            f"{name} is {python} in Python, {cli} on the command line.")
+
+
 def preset(name: str, **overrides: Any) -> DDPGConfig:
     """Returns the named preset with ``overrides`` applied.
+
+    A preset whose values changed (``td3``, ``ourddpg``: see :data:`CHANGED_PRESETS`)
+    also warns with a :class:`PresetChangedWarning` that says how to get its old values.
 
     Raises:
       ConfigError: for an unknown preset name or field.
     """
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; accepted: {' | '.join(PRESETS)}.")
+    message = preset_changed_message(name)
+    # Every field given (a run's own config.json) leaves nothing of the preset to change.
+    if message is not None and not set(FIELD_NAMES) <= set(overrides):
+        warnings.warn(message, PresetChangedWarning, stacklevel=2)
     return PRESETS[name].replace(**overrides)

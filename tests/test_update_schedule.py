@@ -1,11 +1,14 @@
 """``update_schedule="episode"``: the TD3 authors' loop, gradient steps run when an episode ends.
 
 * a burst is exactly the owed number of gradient steps, each on a batch drawn with
-  ``fold_in(key, i)``, and steps without an episode end change no parameter;
+  ``fold_in(key, i)``, the actor moving on the burst's steps 0, 2, 4, ... (the 2018
+  ``TD3.train``'s per-call delay), and steps without an episode end change no parameter;
 * the owed count follows ``updates_per_env_step`` and counts the
   warm-up's rows;
 * on Pendulum (every episode 200 steps) both drivers run the hand-counted number of
-  gradient steps, and the gymnasium driver's evaluations see it at every point;
+  gradient steps, warm-up episodes included, and the gymnasium driver's evaluations see it
+  at every point (tests/test_2018_loop.py checks the bursts against a model of the
+  authors' loop on episodes of varied lengths);
 * a run stopped in the middle of an episode (owed steps pending) resumes bit-identically;
 * a misspelt schedule is refused naming the accepted values.
 """
@@ -43,8 +46,7 @@ def same(a, b) -> bool:
 
 
 def test_a_burst_is_the_owed_gradient_steps_and_other_steps_change_nothing():
-    config = ddpg_jax.preset("td3", total_steps=1000, warmup_steps=40,
-                             update_schedule="episode", **SMALL)
+    config = ddpg_jax.preset("td3-2018", total_steps=1000, warmup_steps=40, **SMALL)
     learner = make_learner(config, 3, LOW, HIGH, batched=False)
     learn = jax.jit(learner.learn)
     agent = learner.init(jax.random.PRNGKey(0))
@@ -57,13 +59,14 @@ def test_a_burst_is_the_owed_gradient_steps_and_other_steps_change_nothing():
         assert same(agent.train_state, before) and float(sums["updates"]) == 0.0
     assert int(agent.owed) == 45 and int(agent.buffer.size) == 45
 
-    # The episode ends: the reference runs 46 gradient steps by hand on the same buffer.
+    # The episode ends: the reference runs 46 gradient steps by hand on the same buffer, the
+    # actor moving on steps 0, 2, ..., 44 of the burst.
     last, key = transitions(jax.random.PRNGKey(30), 1), jax.random.PRNGKey(31)
     reference = learner.observe(agent, last)
     ts, update = reference.train_state, jax.jit(learner.gradient_step.update)
     for i in range(46):
         batch = rb.sample(reference.buffer, jax.random.fold_in(key, i), config.batch_size)
-        ts, _ = update(ts, batch)
+        ts, _ = update(ts, batch, jnp.asarray(i % 2 == 0))
     agent, sums = learn(agent, last, jnp.array([True]), key, jnp.int32(46))
     for a, b in zip(jax.tree.leaves(agent.train_state), jax.tree.leaves(ts)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
@@ -94,8 +97,8 @@ def test_owed_steps_follow_the_update_ratio(settings, per_vector_step):
 
 def test_both_drivers_run_the_hand_counted_steps_on_pendulum():
     """Pendulum episodes last 200 steps. With 300 warm-up steps and 1000 in all, episodes end
-    at 200 (in the warm-up: no learning), 400, 600, 800 and 1000: bursts of 400, 200, 200
-    and 200 gradient steps, 1000 in all (700 with the per-step schedule)."""
+    at 200 (in the warm-up, random actions), 400, 600, 800 and 1000: bursts of 200 gradient
+    steps each, 1000 in all (700 with the per-step schedule)."""
     config = DDPGConfig(total_steps=1000, warmup_steps=300, update_schedule="episode",
                         **{**SMALL, "eval_every": 100})
     result = ddpg_jax.train(config, "Pendulum-v1", log=None)
@@ -105,6 +108,7 @@ def test_both_drivers_run_the_hand_counted_steps_on_pendulum():
     out = jax.jit(ddpg_jax.make_train(config, *ddpg_jax.envs.make("Pendulum-v1")))(
         jax.random.PRNGKey(0))
     assert int(out.train_state.step) == 1000
+    assert int(result.train_state.actor_step) == int(out.train_state.actor_step) == 1000
 
 
 def test_a_run_stopped_mid_episode_resumes_bit_identically(tmp_path, capsys):

@@ -85,12 +85,14 @@ class GradientStep(NamedTuple):
     Attributes:
       init: ``(key, hparams=None) -> TrainState``: parameters, targets (exact
         copies) and optimizer states; ``hparams`` defaults to the config's.
-      update: ``(state, batch) -> (state, metrics)``: one gradient step (see
-        :func:`make_gradient_step`).
+      update: ``(state, batch, act_now=None) -> (state, metrics)``: one gradient step
+        (see :func:`make_gradient_step`); ``act_now`` (a bool, possibly traced) says
+        whether the actor and targets move on this step, in place of the delay's own
+        global count.
     """
 
     init: Callable[..., TrainState]
-    update: Callable[[TrainState, Transition], tuple[TrainState, Metrics]]
+    update: Callable[..., tuple[TrainState, Metrics]]
 
 
 def _select(pred: Array, on_true: Any, on_false: Any) -> Any:
@@ -237,7 +239,8 @@ def _actor_delayed(s: _Step, state: TrainState, critic_params: Params, obs: Arra
                         functools.partial(_actor_kept, s), state, critic_params, obs)
 
 
-def _update(s: _Step, state: TrainState, batch: Transition) -> tuple[TrainState, Metrics]:
+def _update(s: _Step, state: TrainState, batch: Transition, act_now: Array | None = None
+            ) -> tuple[TrainState, Metrics]:
     rng, noise_key = jax.random.split(state.rng)
     batch = batch._replace(
         obs=normalize_obs(state, batch.obs, s.config),
@@ -246,7 +249,10 @@ def _update(s: _Step, state: TrainState, batch: Transition) -> tuple[TrainState,
     )
     critic_params, critic_opt_state, metrics = _critic_half(s, state, batch, noise_key)
     if s.config.policy_delay > 1:
-        act_now = (state.step + 1) % s.config.policy_delay == 0
+        if act_now is None:  # the global count: every policy_delay-th critic update
+            act_now = (state.step + 1) % s.config.policy_delay == 0
+        else:
+            act_now = jnp.asarray(act_now, bool)
         moved, a_loss, a_norm = _actor_delayed(s, state, critic_params, batch.obs, act_now)
     else:
         act_now = jnp.asarray(True)
@@ -282,8 +288,13 @@ def make_gradient_step(
     ``num_critics`` critics with the minimum in the target, target policy
     smoothing (``target_noise``, ``target_noise_clip``, in action half-ranges,
     clipped to the env's bounds), and ``policy_delay``: the actor and the
-    targets move only on every ``policy_delay``-th critic update. With one
-    critic, no smoothing and delay 1 this is exactly the DDPG step.
+    targets move only on every ``policy_delay``-th critic update, counted over
+    the whole run (``state.step``: the 2nd, 4th, ... update with delay 2, as the
+    authors' current code); a caller that counts otherwise passes ``act_now``
+    (the 2018 code's bursts move them on the 1st, 3rd, ... step of each burst,
+    see :mod:`ddpg_jax.agent.learner`). With delay 1 the actor moves on every
+    step, whatever ``act_now`` says. With one critic, no smoothing and delay 1
+    this is exactly the DDPG step.
 
     Rewards enter the target multiplied by ``reward_scale``; with ``obs_norm``
     both observations of the batch are normalised with the state's statistics.
@@ -325,8 +336,9 @@ def make_gradient_step(
     def init(key: PRNGKey, hparams: HParams | None = None) -> TrainState:
         return _init(s, key, hparams)
 
-    def update(state: TrainState, batch: Transition) -> tuple[TrainState, Metrics]:
-        return _update(s, state, batch)
+    def update(state: TrainState, batch: Transition, act_now: Array | None = None
+               ) -> tuple[TrainState, Metrics]:
+        return _update(s, state, batch, act_now)
 
     return GradientStep(init, update)
 

@@ -71,8 +71,10 @@ class Learner(NamedTuple):
         observes the vector step's transitions, runs ``config.updates_per_vector``
         gradient steps on sampled batches (n-step samples with ``n_step > 1``);
         with ``update_schedule="episode"`` it runs instead every gradient step
-        owed so far (``updates_per_vector`` per vector step observed, warm-up
-        included), one batch each, when any env's episode ends, and none otherwise;
+        owed so far (``updates_per_vector`` per vector step observed), one batch
+        each, when any env's episode ends, and none otherwise (the TD3 authors'
+        2018 loop: the drivers call it in the warm-up too, with random actions, so
+        each warm-up episode's steps run at its end; the delay counts per burst);
         restarts the noise of finished episodes (and redraws their noise
         scales, with ``noise_scale_max > 0``) and records the first non-finite value.
         No key is used twice: ``key`` goes to sampling alone, or is split once
@@ -335,17 +337,27 @@ def _make_learn_episodic(p: _Pieces, observe: Callable, sample_rows: Callable,
     env's episode ends (the TD3 authors' burst), none otherwise.
 
     A ``while_loop`` with the count as its bound, one freshly sampled batch per
-    step (step ``i`` samples with ``fold_in(key, i)``): the count varies from
-    call to call. Under ``vmap`` the loop runs to the largest count of the batch
-    and each member keeps its own.
+    step (step ``i`` samples with ``fold_in(key, i)``, uniform with replacement over
+    the rows stored, even fewer than a batch): the count varies from call to call.
+    TD3's delay counts within the burst, as the authors' 2018 ``TD3.train`` (``for it
+    in range(iterations): ... if it % policy_freq == 0``): the actor and targets move on
+    the burst's first step and every ``policy_delay``-th after it. Under ``vmap`` the
+    loop runs to the largest count of the batch and each member keeps its own.
+    The drivers call it in the warm-up too (random actions), so a burst runs at every
+    episode end from the first, as the 2018 ``main.py`` trains ``if total_timesteps != 0``.
     """
+    delay = p.config.policy_delay
+
     def burst(agent: AgentState, key: PRNGKey, count: Array
               ) -> tuple[TrainState, dict[str, Array]]:
         def body(carry):
             i, ts, sums = carry
             rows = sample_rows(agent, jax.random.fold_in(key, i), 1)
             batch = jax.tree.map(lambda x: x[0], sample_at(agent, rows))
-            ts, m = p.step.update(ts, batch)
+            # The 2018 code counts the delay per burst: the actor and targets move on its
+            # steps 0, policy_delay, 2 * policy_delay, ... (``if it % policy_freq == 0``).
+            act_now = i % delay == 0 if delay > 1 else None
+            ts, m = p.step.update(ts, batch, act_now)
             added = {**{name: m[name] for name in METRIC_NAMES},
                      "actor_updates": m["actor_updated"]}
             return i + 1, ts, {name: sums[name] + added[name] for name in sums}

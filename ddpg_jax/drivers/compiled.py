@@ -59,7 +59,9 @@ class Loop(NamedTuple):
 
     Attributes:
       init: ``(key, hparams=None) -> LoopState``: parameters, empty buffer, reset envs.
-      warmup: ``loop -> loop``: ``schedule.warmup`` vector steps of uniform random actions.
+      warmup: ``loop -> loop``: ``schedule.warmup`` vector steps of uniform random actions
+        (with ``update_schedule="episode"``, each episode end among them runs its burst of
+        gradient steps, whose metrics are not reported).
       learn: ``(loop, length) -> (loop, sums)``: ``length`` learning vector
         steps; ``sums`` are the learner's metric sums and counts over them.
       evaluate: ``loop -> dict``: ``eval_returns [episodes]``,
@@ -121,6 +123,7 @@ def make_loop(config: DDPGConfig, env: Environment, env_params: Any = None) -> L
     obs_dim, low, high = env_spec(env, params)
     learner = make_learner(config, obs_dim, low, high, batched=True)
     num_envs = config.num_envs
+    episodic = config.update_schedule == "episode"
     v_reset = jax.vmap(env.reset, in_axes=(0, None))
     v_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
@@ -139,6 +142,12 @@ def make_loop(config: DDPGConfig, env: Environment, env_params: Any = None) -> L
         return loop, transition, done
 
     def warmup_step(loop: LoopState, _) -> tuple[LoopState, None]:
+        if episodic:  # the 2018 loop: a burst at every episode end, warm-up included
+            key, act_key, step_key, update_key = jax.random.split(loop.key, 4)
+            action = learner.random_action(act_key, num_envs)
+            loop, transition, done = env_step(loop._replace(key=key), step_key, action)
+            agent, _ = learner.learn(loop.agent, transition, done, update_key, loop.env_steps)
+            return loop._replace(agent=agent), None
         key, act_key, step_key = jax.random.split(loop.key, 3)
         action = learner.random_action(act_key, num_envs)
         loop, transition, done = env_step(loop._replace(key=key), step_key, action)

@@ -10,7 +10,9 @@ rewards and flags cross between host and device.
 
 The loop's host state is explicit (:class:`HostState`): each phase function
 takes it and returns it. Uniform random warm-up actions run as their own loop
-and are added to the buffer in one call when it ends.
+and are added to the buffer in one call when it ends (with
+``update_schedule="episode"``, one call per vector step, which runs the burst
+of gradient steps at each warm-up episode end, as the TD3 authors' 2018 loop).
 
 With a ``run_dir`` checkpoints hold the device carry, the pending action and
 observation, the NumPy generator of the warm-up actions and the state of
@@ -93,6 +95,9 @@ class HostFns(NamedTuple):
     step: Callable[[HostCarry, Transition, Array, Array], tuple[HostCarry, Array]]
     add: Callable[[HostCarry, Transition], HostCarry]
     policy: Callable[[Any, Array], Array]
+    # (carry, transition, done) -> carry: one warm-up vector step through ``learn`` (the
+    # episode schedule's bursts at warm-up episode ends)
+    warm_step: Callable[[HostCarry, Transition, Array], HostCarry]
 
 
 def zero_sums() -> dict[str, Array]:
@@ -107,14 +112,16 @@ def make_host_fns(learner: Learner, num_envs: int) -> HostFns:
         agent, action = learner.explore(carry.agent, act_key, obs)
         return carry._replace(agent=agent, key=key), action
 
-    def step(carry: HostCarry, transition: Transition, done: Array,
-             obs: Array) -> tuple[HostCarry, Array]:
+    def warm_step(carry: HostCarry, transition: Transition, done: Array) -> HostCarry:
         key, update_key = jax.random.split(carry.key)
         env_steps = carry.env_steps + num_envs
         agent, sums = learner.learn(carry.agent, transition, done, update_key, env_steps)
-        carry = HostCarry(agent, key, {k: carry.sums[k] + sums[k] for k in carry.sums},
-                          env_steps)
-        return act(carry, obs)
+        return HostCarry(agent, key, {k: carry.sums[k] + sums[k] for k in carry.sums},
+                         env_steps)
+
+    def step(carry: HostCarry, transition: Transition, done: Array,
+             obs: Array) -> tuple[HostCarry, Array]:
+        return act(warm_step(carry, transition, done), obs)
 
     def add(carry: HostCarry, transitions: Transition, done: Array) -> HostCarry:
         rows = done.shape[0]
@@ -122,7 +129,8 @@ def make_host_fns(learner: Learner, num_envs: int) -> HostFns:
                               env_steps=carry.env_steps + rows)
 
     return HostFns(jax.jit(act, donate_argnums=0), jax.jit(step, donate_argnums=0),
-                   jax.jit(add, donate_argnums=0), jax.jit(learner.policy))
+                   jax.jit(add, donate_argnums=0), jax.jit(learner.policy),
+                   jax.jit(warm_step, donate_argnums=0))
 
 
 def compile_ahead(fns: HostFns, carry: Any, spec: EnvSpec, config: DDPGConfig,
@@ -284,10 +292,14 @@ def _warmup(run: _Run, host: HostState, carry: HostCarry) -> tuple[HostCarry, bo
     """Uniform random actions up to the end of the warm-up; returns (carry, stopped)."""
     n, spec = run.config.num_envs, run.spec
     total = run.schedule.total * n
+    episodic = run.config.update_schedule == "episode"
     while host.phase == "warmup" and host.env_steps < min(host.warm_until, total):
         action = run.rng.uniform(spec.action_low, spec.action_high,
                                  size=(n, spec.action_low.shape[0])).astype(np.float32)
-        host.warm.append(_env_step(run, host, carry, action))
+        if episodic:  # the 2018 loop: every episode end runs its burst, in the warm-up too
+            carry = run.fns.warm_step(carry, *_env_step(run, host, carry, action))
+        else:
+            host.warm.append(_env_step(run, host, carry, action))
         run.session.progress(host.env_steps)
         if run.session.stop_requested():
             return _stop(run, host, carry), True
@@ -412,8 +424,9 @@ def train_host(
     fns = make_host_fns(learner, n)
     carry_shapes = HostCarry(jax.eval_shape(learner.init, init_key), key, zero_sums(),
                              jnp.zeros((), jnp.int32))
+    episodic = config.update_schedule == "episode"  # its warm-up goes through fns.warm_step
     compiling = compile_ahead(fns, carry_shapes, spec, config,
-                              0 if checkpoint else schedule.warmup * n)
+                              0 if checkpoint or episodic else schedule.warmup * n)
     carry = carry_shapes._replace(agent=jax.jit(learner.init)(init_key))
     session = Session(backend="gymnasium", env_id=env_id, config=config, options=options,
                       run_dir=run_dir, callbacks=callbacks, resumed=checkpoint,

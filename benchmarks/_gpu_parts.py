@@ -49,7 +49,8 @@ TINY_NET = dict(hidden_sizes=(16, 16))
 # run's env (brax hopper, Playground training), it says so in `env_note`.
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "full": {
-        "precision": dict(budget_s=25, updates=20, batch=256, preset="td3", overrides={}),
+        "precision": dict(budget_s=25, updates=20, batch=256, preset="td3-2018",
+                          overrides=dict(update_schedule="step")),
         "export": dict(budget_s=40, train=dict(total_steps=3_000, warmup_steps=1_000,
                                                eval_every=0, eval_episodes=2, obs_norm=True),
                        batches=(1, 7, 1024)),
@@ -67,7 +68,8 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
             tasks=(("CheetahRun", 400.0, 20_480_000), ("CartpoleBalance", 900.0, 4_096_000))),
     },
     "smoke": {
-        "precision": dict(budget_s=15, updates=20, batch=32, preset="td3", overrides=TINY_NET),
+        "precision": dict(budget_s=15, updates=20, batch=32, preset="td3-2018",
+                          overrides=dict(TINY_NET, update_schedule="step")),
         "export": dict(budget_s=25, train=dict(total_steps=300, warmup_steps=100, batch_size=32,
                                                buffer_size=300, eval_every=0, eval_episodes=2,
                                                obs_norm=True, **TINY_NET),
@@ -248,7 +250,7 @@ def export_part(sizes: dict[str, Any], budget: Budget, record: PartRecord) -> No
     from ddpg_jax.policy.exported import load_exported
     from ddpg_jax.policy.load import load_checkpoint_policy
 
-    cfg = ddpg_jax.preset("td3", **sizes["train"])
+    cfg = ddpg_jax.preset("td3-2018", update_schedule="step", **sizes["train"])
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         ddpg_jax.train(cfg, "Pendulum-v1", run_dir=Path(tmp) / "run", log=None)
@@ -269,7 +271,7 @@ def export_part(sizes: dict[str, Any], budget: Budget, record: PartRecord) -> No
         out = exported.jax_fn(jax.numpy.asarray(obs))
         cpu = _cpu_reference(policy, obs)
     record.add({
-        "config": f"preset 'td3' on gymnasium's Pendulum-v1, {cfg.total_steps} steps, obs_norm",
+        "config": f"preset 'td3-2018' (per-step schedule: the td3 preset before 2026-12-05) on gymnasium's Pendulum-v1, {cfg.total_steps} steps, obs_norm",
         "platforms": list(meta["platforms"]), "ran_on": sorted(str(d) for d in out.devices()),
         "backend": jax.default_backend(), "train_s": train_s, "export_s": export_s,
         "batches": rows, "max_abs_diff": max(r["max_abs_diff"] for r in rows),
@@ -328,9 +330,10 @@ def pendulum_part(sizes: dict[str, Any], budget: Budget, record: PartRecord) -> 
     import ddpg_jax
     from ddpg_jax.envs import make
 
-    cfg = ddpg_jax.preset("td3", **{**REJAX_PENDULUM, "eval_every": 0,
-                                    "eval_episodes": sizes["eval_episodes"],
-                                    **sizes["overrides"]})
+    cfg = ddpg_jax.preset("td3-2018", **{**REJAX_PENDULUM, "update_schedule": "step",
+                                         "eval_every": 0,
+                                         "eval_episodes": sizes["eval_episodes"],
+                                         **sizes["overrides"]})
     env, params = make("Pendulum-v1")
     record.note("rejax's TD3 settings for Pendulum (configs/gymnax/pendulum.yaml), see "
                 "REJAX_PENDULUM in benchmarks/_gpu_parts.py; one evaluation at the end")
@@ -342,9 +345,10 @@ def hopper_part(sizes: dict[str, Any], budget: Budget, record: PartRecord) -> No
     import ddpg_jax
     from ddpg_jax.envs import from_brax
 
-    cfg = ddpg_jax.preset("td3", **{**REJAX_HOPPER, "eval_every": 0,
-                                    "eval_episodes": sizes["eval_episodes"],
-                                    **sizes["overrides"]})
+    cfg = ddpg_jax.preset("td3-2018", **{**REJAX_HOPPER, "update_schedule": "step",
+                                         "eval_every": 0,
+                                         "eval_episodes": sizes["eval_episodes"],
+                                         **sizes["overrides"]})
     env, params = from_brax(sizes["env"], episode_length=sizes["episode_length"])
     record.data["env"] = f"brax {sizes['env']!r}, episode_length {sizes['episode_length']}"
     record.note("rejax's TD3 settings for brax hopper (configs/brax/hopper.yaml), see "
@@ -465,8 +469,10 @@ def train_to_threshold(env: Any, params: Any, task: str, threshold: float, total
     once a chunk after the first is timed (the training rates need one), past
     ``seconds[1]`` in any case."""
     import ddpg_jax
+    from ddpg_jax.config import ACCELERATOR_BEFORE_FASTTD3
 
-    cfg = ddpg_jax.preset("accelerator", total_steps=total, **overrides)
+    # The accelerator preset as it was when these figures were recorded (before FastTD3).
+    cfg = ACCELERATOR_BEFORE_FASTTD3.replace(total_steps=total, **overrides)
     case: dict[str, Any] = {"task": task, "threshold": threshold,
                             "time_limits_s": [round(x, 1) for x in seconds],
                             "num_envs": cfg.num_envs, "batch_size": cfg.batch_size,

@@ -39,16 +39,20 @@ from benchmarks import _common as C
 
 # The CPU learning configuration of benchmarks.learning's playground suite (TD3 with 16
 # envs, 4 updates per vector step, 3-step returns and per-env noise scales in [0.1, 0.4]).
+# On the td3 preset before 2026-12-05 (td3-2018 per step), as the recorded figures.
 CPU_LEARNING = dict(updates_per_env_step=4 / 16, n_step=3, noise_scale=0.1,
                     noise_scale_max=0.4,
-                    weight_init="lecun_normal")
+                    weight_init="lecun_normal", update_schedule="step")
+# The accelerator preset before it became FastTD3's settings (2026-12-05), which the
+# recorded figures used.
+OLD_ACCELERATOR = "accelerator (before 2026-12-05)"
 
 # name -> sizes. "cpu" is the default on a CPU backend, "full" on an accelerator.
 SIZES: dict[str, dict[str, Any]] = {
     "quick": dict(task="CartpoleBalance", num_envs=[1, 16], batch=[64], hidden=(32, 32),
                   chunk=8, env_steps=16, seeds=4, seed_envs=16, seed_batch=64,
                   threshold_tasks=[("CartpoleBalance", 100.0, 2_048)],
-                  threshold_preset="td3", threshold_overrides=CPU_LEARNING,
+                  threshold_preset="td3-2018", threshold_overrides=CPU_LEARNING,
                   threshold_envs=16, threshold_batch=64, threshold_seeds=2,
                   threshold_episode_length=200),
     "cpu": dict(task="CartpoleBalance", num_envs=[1, 16, 256], batch=[256, 1024],
@@ -56,7 +60,7 @@ SIZES: dict[str, dict[str, Any]] = {
                 seed_batch=256,
                 threshold_tasks=[("CartpoleBalance", 500.0, 48_000),
                                  ("PendulumSwingup", 100.0, 48_000)],
-                threshold_preset="td3", threshold_overrides=CPU_LEARNING,
+                threshold_preset="td3-2018", threshold_overrides=CPU_LEARNING,
                 threshold_envs=16, threshold_batch=256, threshold_seeds=4,
                 threshold_episode_length=None),
     "full": dict(task="CheetahRun", num_envs=[64, 1024, 4096], batch=[4096, 32768],
@@ -64,7 +68,7 @@ SIZES: dict[str, dict[str, Any]] = {
                  seed_batch=4096,
                  threshold_tasks=[("CartpoleBalance", 900.0, 4_096_000),
                                   ("CheetahRun", 400.0, 20_480_000)],
-                 threshold_preset="accelerator", threshold_overrides={},
+                 threshold_preset=OLD_ACCELERATOR, threshold_overrides={},
                  threshold_envs=1024, threshold_batch=32768, threshold_seeds=4,
                  threshold_episode_length=None),
 }
@@ -77,9 +81,9 @@ def load_task(name: str, episode_length: int | None = None):
 
 
 def case_config(num_envs: int, batch: int, hidden: tuple[int, ...], chunk: int, **extra: Any):
-    """The accelerator preset at one case's sizes: a warm-up of one batch, a buffer that
-    holds the warm-up and the chunk (a multiple of num_envs, as n-step returns need)."""
-    from ddpg_jax import preset
+    """The accelerator preset (as before 2026-12-05) at one case's sizes: a warm-up of one
+    batch, a buffer that holds the warm-up and the chunk (a multiple of num_envs, as n-step
+    returns need)."""
 
     warmup = max(batch, num_envs)
     warm_vec = -(-warmup // num_envs)
@@ -89,7 +93,17 @@ def case_config(num_envs: int, batch: int, hidden: tuple[int, ...], chunk: int, 
                   hidden_sizes=hidden, warmup_steps=warmup,
                   buffer_size=rows, total_steps=total, eval_every=0, eval_episodes=1)
     fields.update(extra)
-    return preset("accelerator", **fields)
+    return base_config(OLD_ACCELERATOR, **fields)
+
+
+def base_config(name: str, **fields: Any):
+    """A preset with ``fields``, or the accelerator preset before 2026-12-05 (OLD_ACCELERATOR)."""
+    from ddpg_jax import preset
+    from ddpg_jax.config import ACCELERATOR_BEFORE_FASTTD3
+
+    if name == OLD_ACCELERATOR:
+        return ACCELERATOR_BEFORE_FASTTD3.replace(**fields)
+    return preset(name, **fields)
 
 
 def time_env(env, params, num_envs: int, steps: int) -> dict[str, float]:
@@ -147,7 +161,7 @@ def time_to_threshold(task: str, threshold: float, steps: int, sizes: dict[str, 
 
     env, params = load_task(task, sizes["threshold_episode_length"])
     n = sizes["threshold_envs"]
-    config = ddpg_jax.preset(
+    config = base_config(
         sizes["threshold_preset"], **sizes["threshold_overrides"], num_envs=n, batch_size=sizes["threshold_batch"],
         hidden_sizes=sizes["hidden"], warmup_steps=max(sizes["threshold_batch"], n),
         buffer_size=min(n * -(-steps // n), 1024 * 1024), total_steps=steps,
@@ -184,7 +198,9 @@ def main() -> None:
     # accelerator.json (full sizes), accelerator.cpu.json, accelerator.quick.json
     rec = C.Recorder("accelerator.cpu" if mode == "cpu" else "accelerator", args)
     rec.config({"mode": mode, **{k: v for k, v in sizes.items()},
-                "preset": "accelerator (ddpg_jax.config.PRESETS), sizes overridden per case"})
+                "preset": "accelerator as before 2026-12-05 "
+                          "(ddpg_jax.config.ACCELERATOR_BEFORE_FASTTD3), sizes overridden "
+                          "per case"})
 
     env, params = load_task(sizes["task"])
     env_rows = [time_env(env, params, n, sizes["env_steps"]) for n in sizes["num_envs"]]

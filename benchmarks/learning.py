@@ -6,8 +6,8 @@ table on stdout and learning curves as PNG when matplotlib is installed):
     python -m benchmarks.learning --suite pendulum            # 20k steps, 10 seeds, every preset
     python -m benchmarks.learning --suite mountaincar         # 100k steps, 5 seeds
     python -m benchmarks.learning --suite mujoco --env Hopper-v5 --steps 50000 --seeds 1
-    python -m benchmarks.learning --suite mujoco --env Hopper-v5 --variants td3 \
-        --set update_schedule=episode                        # a setting for every variant
+    python -m benchmarks.learning --suite mujoco --env Hopper-v5 --variants td3-2018 \
+        --set update_schedule=step                           # a setting for every variant
     python -m benchmarks.learning --suite playground          # CartpoleBalance, 100k steps, 4 seeds
     python -m benchmarks.learning --suite playground --env PendulumSwingup \
         --vary "critic=c51 v_min=-10 v_max=110"              # scalar against C51, equal steps
@@ -30,7 +30,9 @@ gymnasium step for step), all seeds of one preset in one compiled program.
 MuJoCo runs through gymnasium (``pip install -e ".[mujoco]"``), one seed at a
 time with the host loop, for the three rows of the TD3 paper's Table 1 that
 this library implements: DDPG with Lillicrap et al.'s settings (``paper``),
-"Our DDPG" (``ourddpg``) and ``td3``.
+"Our DDPG" (``ourddpg``) and TD3 (``td3-2018``), the last two in the 2018 loop.
+The other suites run ``td3-2018`` and ``ourddpg`` with ``update_schedule="step"``, the
+``td3`` and ``ourddpg`` presets before 2026-12-05, so their figures stay comparable.
 
 Every figure is the final deterministic evaluation (mean over
 ``eval_episodes`` episodes) of each seed; the table gives the mean, standard
@@ -55,33 +57,43 @@ from benchmarks import _common as C
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
+# The td3 and ourddpg presets before 2026-12-05, which the Pendulum, MountainCar and
+# Playground figures were recorded with: the 2018 settings trained after every step.
+PER_STEP = {"update_schedule": "step"}
+
 SUITES: dict[str, dict[str, Any]] = {
     "pendulum": dict(env="Pendulum-v1", steps=20_000, seeds=10, threshold=-200.0,
                      eval_every=1_000, eval_episodes=10,
-                     variants=[("default", {}), ("paper", {}), ("td3", {}), ("ourddpg", {})]),
+                     variants=[("default", {}), ("paper", {}), ("td3-2018", PER_STEP),
+                               ("ourddpg", PER_STEP)]),
     "mountaincar": dict(env="MountainCarContinuous-v0", steps=100_000, seeds=5, threshold=90.0,
                         eval_every=5_000, eval_episodes=5,
                         variants=[("default", {}), ("default", {"noise": "ou", "noise_scale": 0.3}),
-                                  ("paper", {}), ("td3", {}), ("ourddpg", {}),
-                                  ("ourddpg", {"noise": "ou", "noise_scale": 0.3})]),
+                                  ("paper", {}), ("td3-2018", PER_STEP), ("ourddpg", PER_STEP),
+                                  ("ourddpg", {**PER_STEP, "noise": "ou", "noise_scale": 0.3})]),
     # A MuJoCo Playground DM Control task on the whole-loop jit with 4 vmapped seeds, on CPU:
     # TD3 with 16 parallel envs, 4 gradient steps per vector step, 3-step returns and per-env
     # noise scales in [0.1, 0.4] (the parallel-env settings of the accelerator preset at CPU
     # sizes). DM Control returns lie in [0, 1000]; 800 is a balanced pole for most of an episode.
     "playground": dict(env="CartpoleBalance", family="playground", steps=100_000, seeds=4,
                        threshold=800.0, eval_every=10_000, eval_episodes=4,
-                       variants=[("td3", dict(num_envs=16, batch_size=256, buffer_size=160_000,
-                                              warmup_steps=4096, hidden_sizes=(256, 256),
-                                              updates_per_env_step=4 / 16, n_step=3,
-                                              noise_scale=0.1, noise_scale_max=0.4,
-                                              weight_init="lecun_normal"))]),
+                       variants=[("td3-2018", dict(PER_STEP, num_envs=16, batch_size=256,
+                                                   buffer_size=160_000, warmup_steps=4096,
+                                                   hidden_sizes=(256, 256),
+                                                   updates_per_env_step=4 / 16, n_step=3,
+                                                   noise_scale=0.1, noise_scale_max=0.4,
+                                                   weight_init="lecun_normal"))]),
     # The TD3 paper's Table 1 compares DDPG (Lillicrap et al.'s settings: our "paper"
-    # preset), "Our DDPG" and TD3, and starts HalfCheetah with 10000 random steps.
-    # Evaluation as in the TD3 authors' code: 10 deterministic episodes every 5000 steps.
+    # preset), "Our DDPG" and TD3 (ourddpg and td3-2018: the 2018 settings in the 2018
+    # loop), and starts HalfCheetah and Ant with 10000 random steps (the authors'
+    # run_experiments.sh). Evaluation as in the TD3 authors' code: 10 deterministic
+    # episodes every 5000 steps. Results made before 2026-12-05 used the td3 and ourddpg
+    # presets of then (per step); benchmarks.mujoco_report labels them so.
     "mujoco": dict(env="Hopper-v5", steps=50_000, seeds=1, threshold=None,
                    eval_every=5_000, eval_episodes=10,
-                   variants=[("paper", {}), ("ourddpg", {}), ("td3", {})],
-                   env_overrides={"HalfCheetah-v5": {"warmup_steps": 10_000}}),
+                   variants=[("paper", {}), ("ourddpg", {}), ("td3-2018", {})],
+                   env_overrides={"HalfCheetah-v5": {"warmup_steps": 10_000},
+                                  "Ant-v5": {"warmup_steps": 10_000}}),
 }
 
 

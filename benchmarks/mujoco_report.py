@@ -13,7 +13,9 @@ time, commit and date) and ``mujoco_<K>k_<ENV>.png`` (mean and range over seeds 
 with the authors' mean curve and range drawn on it; needs matplotlib). ``LABEL`` is the
 preset's name, followed by a word for any settings on top of it (``td3episode`` for
 ``--variants td3 --set update_schedule=episode``); the row's name is the variant the file
-holds (``td3 update_schedule=episode``). A run is
+holds (``td3 update_schedule=episode``). Rows of ``td3`` and ``ourddpg`` made before
+2026-12-05, when those presets changed their values, are named with " (before 2026-12-05)"
+(``td3 (before 2026-12-05)``): they are the 2018 settings trained per step. A run is
 left out of the table, and named, when its evaluation protocol is not the one compared:
 ``eval_every`` 5000 and ``eval_episodes`` 10, as in the authors' code.
 
@@ -72,7 +74,27 @@ PROTOCOL = {"eval_every": 5000, "eval_episodes": 10}
 # rule for looking into a run before calling it done).
 CONCERN = 0.8
 NAME = re.compile(r"learning_mujoco_(?P<env>[A-Za-z0-9]+)-v(?P<ver>\d+)_(?P<k>\d+)k_"
-                  r"(?P<preset>[a-z0-9]+)_seed(?P<seed>\d+)\.json$")
+                  r"(?P<preset>[a-z0-9-]+)_seed(?P<seed>\d+)\.json$")
+# The td3 and ourddpg presets changed their values on this date (ddpg_jax.config.CHANGED_PRESETS):
+# rows made before it (or with no date) are labelled, so that they are not read as the new
+# presets. They hold the 2018 settings trained per step (td3-2018 or ourddpg with
+# update_schedule="step" today).
+CHANGED_ON = "2026-12-05"
+CHANGED = ("td3", "ourddpg")
+
+
+def row_label(row: dict[str, Any]) -> str:
+    """The variant of a results row, with " (before 2026-12-05)" where its preset changed since."""
+    variant = row["variant"]
+    if variant.split()[0] in CHANGED and (row.get("date") or "") < CHANGED_ON:
+        return f"{variant} (before {CHANGED_ON})"
+    return variant
+
+
+def table1_name(preset: str) -> str:
+    """The Table 1 column of a row: the paper's TD3 is td3-2018 (and the td3 of before)."""
+    first = preset.split()[0]
+    return "td3" if first == "td3-2018" else first
 
 
 def task(env_id: str) -> str:
@@ -101,7 +123,7 @@ def load_runs(results: Path, steps: int) -> tuple[list[dict[str, Any]], list[str
                 continue
             for i, curve in enumerate(row["curves"]):
                 runs.append({
-                    "env_id": data["env_id"], "preset": row["variant"],
+                    "env_id": data["env_id"], "preset": row_label(row),
                     "seed": int(config["seed"]) + i, "env_steps": list(row["env_steps"]),
                     "curve": list(curve), "final": float(curve[-1]),
                     "wall_time_s": float(row["run_time_s"]) / len(row["curves"]),
@@ -137,7 +159,7 @@ def summarise(runs: list[dict[str, Any]], steps: int) -> list[dict[str, Any]]:
             "authors_td3_min": authors_at(task(env_id), steps, "min"),
             "authors_td3_max": authors_at(task(env_id), steps, "max"),
             "ratio_to_authors": None if authors is None else float(final.mean() / authors),
-            "table1_1m": TABLE1_1M.get(task(env_id), {}).get(preset.split()[0]),
+            "table1_1m": TABLE1_1M.get(task(env_id), {}).get(table1_name(preset)),
             "wall_time_s_mean": float(np.mean([r["wall_time_s"] for r in group])),
             "commits": sorted({str(r["commit"]) for r in group}),
         })

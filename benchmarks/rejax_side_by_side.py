@@ -113,7 +113,7 @@ def worker_ours(seeds: int, steps: int) -> dict:
     from ddpg_jax.drivers.multi import seed_keys
 
     env, params = envs.make("Pendulum-v1")
-    cfg = ddpg_jax.preset("td3", total_steps=steps, warmup_steps=WARMUP, hidden_sizes=HIDDEN,
+    cfg = ddpg_jax.preset("td3-2018", update_schedule="step", total_steps=steps, warmup_steps=WARMUP, hidden_sizes=HIDDEN,
                           batch_size=BATCH, actor_lr=LR, critic_lr=LR, tau=TAU,
                           noise_scale=NOISE, target_noise=TARGET_NOISE,
                           target_noise_clip=TARGET_CLIP, buffer_size=steps, eval_every=0,

@@ -28,8 +28,8 @@ trees), taken within a round where a figure is repeated. Per tree:
   Pendulum-v1 (``on_progress`` sees ``env_steps > warmup_steps``; the run is
   stopped there by an exception raised in the callback). The time the
   warm-up's last env step finished is reported beside it.
-* ``td3``: env steps/s of ``preset("td3", total_steps=T, eval_every=0,
-  eval_episodes=1)`` through the gymnasium driver over the learning phase only
+* ``td3``: env steps/s of ``preset("td3-2018", update_schedule="step", total_steps=T,
+  eval_every=0, eval_episodes=1)`` (the ``td3`` preset before 2026-12-05) through the gymnasium driver over the learning phase only
   (``on_progress`` stamps at step ``warmup+1`` and ``T-1``: compile, warm-up and
   the final evaluation are excluded).
 
@@ -183,8 +183,9 @@ elif mode == "first_step":
     out["warmup_steps"] = warm
 
 elif mode == "td3":
-    config = ddpg_jax.preset("td3", total_steps=arg["total_steps"], eval_every=0,
-                             eval_episodes=1)
+    # The td3 preset before 2026-12-05, which the recorded figures used.
+    config = ddpg_jax.preset("td3-2018", update_schedule="step", total_steps=arg["total_steps"],
+                             eval_every=0, eval_episodes=1)
     warm, total = config.warmup_steps, config.total_steps
     marks = {}
 
@@ -351,7 +352,8 @@ def main() -> None:
                     "DDPGConfig()), eager and jax.jit, first and second call",
             "first_step": "gymnasium driver, DDPGConfig() defaults, Pendulum-v1, log=None; "
                           "launch to on_progress(env_steps > warmup_steps)",
-            "td3": f"preset('td3', total_steps={td3_steps}, eval_every=0, eval_episodes=1), "
+            "td3": f"preset('td3-2018', update_schedule='step', total_steps={td3_steps}, "
+                   "eval_every=0, eval_episodes=1) (the td3 preset before 2026-12-05), "
                    "gymnasium driver; rate over on_progress steps warmup+1 .. total-1",
             "child": "fresh `python -c` per measurement, cwd an empty temp dir, "
                      "PYTHONPATH = the tree's package (a copy with compiled *.pyc, or the tree "

@@ -59,7 +59,8 @@ def build(variant: str, cfg: ddpg_jax.DDPGConfig) -> tuple[Callable[..., Any], t
 
 
 def main() -> None:
-    cfg = ddpg_jax.preset("td3", total_steps=20000, warmup_steps=1000, hidden_sizes=(256, 256),
+    # The td3 preset before 2026-12-05 (td3-2018, per step), as the recorded figures.
+    cfg = ddpg_jax.preset("td3-2018", update_schedule="step", total_steps=20000, warmup_steps=1000, hidden_sizes=(256, 256),
                           batch_size=256, actor_lr=1e-3, critic_lr=1e-3, buffer_size=20000,
                           eval_every=0, eval_episodes=128)
     m, v = Cm.machine(), Cm.versions()

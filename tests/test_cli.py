@@ -339,3 +339,67 @@ def test_earlier_update_count_flags_and_file_keys_are_translated(tmp_path, monke
     assert code == 0, err
     saved = json.loads((tmp_path / "file" / "config.json").read_text())["config"]
     assert saved["updates_per_env_step"] == 3.0 and saved["num_envs"] == 2
+
+
+# --------------------------------------------------------------------------- changed presets
+# The td3 preset's values before 2026-12-05 (now td3-2018 with the per-step schedule).
+OLD_TD3 = dict(hidden_sizes=(400, 300), weight_init="fan_in_uniform", actor_lr=1e-3,
+               critic_lr=1e-3, batch_size=100, tau=0.005, gamma=0.99, noise="gaussian",
+               noise_scale=0.1, warmup_steps=1_000, num_critics=2, policy_delay=2,
+               target_noise=0.2, target_noise_clip=0.5)
+
+
+def test_a_changed_preset_prints_one_notice_and_trains(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    small = ["--total-steps", "60", "--warmup-steps", "40", "--batch-size", "8",
+             "--hidden-sizes", "8", "--eval-every", "0", "--eval-episodes", "1", "--quiet"]
+    code, _, err = _run(capsys, ["train", *PENDULUM_OK, "--preset", "td3", *small,
+                                 "--out", "new"])
+    assert code == 0 and "Traceback" not in err, err
+    notes = [line for line in err.splitlines() if line.startswith("ddpg-jax: note:")]
+    assert len(notes) == 1 and "preset 'td3' changed its values on 2026-12-05" in notes[0], err
+    assert "--preset td3-2018 --update-schedule step" in notes[0]
+    saved = DDPGConfig.from_dict(json.loads((tmp_path / "new" / "config.json").read_text())[
+        "config"])
+    assert (saved.actor_lr, saved.batch_size, saved.update_schedule) == (3e-4, 8, "step")
+    # The old values, as the notice says: no notice.
+    code, _, err = _run(capsys, ["train", *PENDULUM_OK, "--preset", "td3-2018",
+                                 "--update-schedule", "step", *small, "--out", "old"])
+    assert code == 0 and "note:" not in err, err
+    saved = DDPGConfig.from_dict(json.loads((tmp_path / "old" / "config.json").read_text())[
+        "config"])
+    assert saved == DDPGConfig(**{**OLD_TD3, "total_steps": 60, "warmup_steps": 40,
+                                  "batch_size": 8, "hidden_sizes": (8,), "eval_every": 0,
+                                  "eval_episodes": 1})
+
+
+def test_a_run_saved_with_the_old_td3_resumes_with_its_own_values(tmp_path, monkeypatch, capsys):
+    """A run directory made with --preset td3 before 2026-12-05: its config.json holds every
+    field (the old values), so the resumed run keeps them, without a notice."""
+    monkeypatch.chdir(tmp_path)
+    old = DDPGConfig(**OLD_TD3, total_steps=1100, eval_every=0, eval_episodes=1,
+                     buffer_size=5000)
+    code, _, err = _run(capsys, ["train", *PENDULUM_OK, "--preset", "td3-2018",
+                                 "--update-schedule", "step", "--total-steps", "1100",
+                                 "--eval-every", "0", "--eval-episodes", "1", "--buffer-size",
+                                 "5000", "--out", "run", "--quiet"])
+    assert code == 0, err
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert DDPGConfig.from_dict(saved["config"]) == old
+    saved["preset"] = "td3"  # as the old preset's run wrote it
+    (tmp_path / "run" / "config.json").write_text(json.dumps(saved))
+
+    code, _, err = _run(capsys, ["train", "--resume", "run", "--total-steps", "1200",
+                                 "--quiet"])
+    assert code == 0 and "Traceback" not in err and "note:" not in err, err
+    resumed = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert resumed["preset"] == "td3"
+    assert DDPGConfig.from_dict(resumed["config"]) == old.replace(total_steps=1200)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["total_steps"] == 1200
+    # Its checkpoint loads with the old values (400-300 networks, not the new preset's 256-256).
+    from ddpg_jax import load_policy
+
+    policy = load_policy(tmp_path / "run")
+    assert policy.config == old.replace(total_steps=1200)
+    assert np.asarray(policy(np.zeros(3, np.float32))).shape == (1,)

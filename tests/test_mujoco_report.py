@@ -14,10 +14,11 @@ R = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(R)
 
 
-def _write(folder, env, preset, seed, curve, episodes=10, steps=200_000):
+def _write(folder, env, preset, seed, curve, episodes=10, steps=200_000,
+           date="2026-12-06T16:00:00"):
     name = f"learning_mujoco_{env}_{steps // 1000}k_{preset}_seed{seed}.json"
     row = {"variant": preset, "env_steps": [100_000, 200_000], "curves": [curve],
-           "run_time_s": 1200.0 + seed, "commit": "abc1234", "date": "2026-11-30T16:00:00",
+           "run_time_s": 1200.0 + seed, "commit": "abc1234", "date": date,
            "config": {"seed": seed, "eval_every": 5000, "eval_episodes": episodes,
                       "warmup_steps": 1000}}
     data = {"env_id": env, "steps": steps, "rows": [row], "command": "python -m ...",
@@ -107,3 +108,19 @@ def test_a_label_names_settings_on_top_of_a_preset_and_must_start_with_it(tmp_pa
     assert rows["td3"]["seeds"] == [0, 1]
     assert len(summary["left_out"]) == 1
     assert "not the file name's 'ourddpg'" in summary["left_out"][0]
+
+
+def test_runs_of_the_presets_before_they_changed_are_labelled(tmp_path):
+    """td3 and ourddpg changed their values on 2026-12-05: older rows say so."""
+    _write(tmp_path, "Hopper-v5", "td3", 0, [300.0, 400.0], date="2026-11-30T16:00:00")
+    _write(tmp_path, "Hopper-v5", "ourddpg", 0, [200.0, 300.0], date="2026-11-30T17:00:00")
+    _write(tmp_path, "Hopper-v5", "td3-2018", 0, [900.0, 2400.0])
+    _write(tmp_path, "Hopper-v5", "paper", 0, [10.0, 20.0], date="2026-11-30T17:00:00")
+    R.main(["--results", str(tmp_path), "--no-plot"])
+    summary = json.loads((tmp_path / "mujoco_200k_summary.json").read_text())
+    rows = {r["preset"]: r for r in summary["rows"]}
+    assert set(rows) == {"td3 (before 2026-12-05)", "ourddpg (before 2026-12-05)", "td3-2018",
+                         "paper"}
+    assert rows["td3 (before 2026-12-05)"]["table1_1m"] == pytest.approx(3564.07)
+    assert rows["td3-2018"]["table1_1m"] == pytest.approx(3564.07)  # the paper's TD3
+    assert rows["ourddpg (before 2026-12-05)"]["table1_1m"] == pytest.approx(1860.02)

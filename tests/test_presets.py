@@ -161,4 +161,5 @@ def test_accelerator_is_fasttd3_as_documented():
     assert (config.actor_widths, config.critic_widths) == ((512, 256, 128), (1024, 512, 256))
     assert (config.actor_adamw_decay, config.critic_adamw_decay) == (0.1, 0.1)
     assert config.buffer_size == 1024 * 10240 and config.updates_per_vector == 2
-    assert "is FastTD3" in (DOCS / "presets.md").read_text()
+    assert "`accelerator` is FastTD3's settings" in (DOCS / "presets.md").read_text()
+    assert "The `accelerator` preset is FastTD3's settings" in (DOCS / "fasttd3.md").read_text()

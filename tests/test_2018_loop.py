@@ -25,6 +25,7 @@ import ddpg_jax
 from ddpg_jax import DDPGConfig, Transition
 from ddpg_jax.agent import buffer as rb
 from ddpg_jax.agent.learner import make_learner
+from ddpg_jax.config import ConfigError
 from ddpg_jax.envs.core import Box, Environment
 
 #: The fake envs' episode lengths, in turn: every episode ends by termination.
@@ -243,3 +244,15 @@ def test_the_per_step_delay_counts_over_the_run():
     np.testing.assert_array_equal(np.asarray(ma["actor_updated"]), [0, 1, 0, 1, 0])
     for x, y in zip(jax.tree.leaves((a, ma)), jax.tree.leaves((b, mb))):
         assert np.array_equal(x, y)
+
+
+def test_a_warmup_shorter_than_a_batch_is_refused_only_per_step():
+    """The 2018 loop samples with replacement from what is stored; the per-step schedule
+    still refuses a first update on fewer rows than a batch, and names the alternative."""
+    DDPGConfig(update_schedule="episode", warmup_steps=10, batch_size=32,
+               total_steps=100).validate()
+    DDPGConfig(update_schedule="episode", warmup_steps=0, batch_size=32,
+               total_steps=100).validate()
+    with pytest.raises(ConfigError, match=r"warmup_steps 10 < batch_size 32.*update_schedule "
+                                          r"episode"):
+        DDPGConfig(warmup_steps=10, batch_size=32, total_steps=100).validate()

@@ -179,16 +179,16 @@ def test_flags_override_the_file_wherever_they_stand(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     # PyYAML reads 1e-3 (no dot) as a string: it is parsed as the field's type.
     (tmp_path / "c.yaml").write_text(
-        "env_id: Pendulum-v1\npreset: td3\nactor_lr: 1e-3\ncritic_lr: 2.0e-3\n"
+        "env_id: Pendulum-v1\npreset: td3-2018\nactor_lr: 1e-3\ncritic_lr: 2.0e-3\n"
         "hidden_sizes: [8, 8]\ntotal_steps: 5.0e+3\nseed: 4\nrun_options:\n"
         "  keep_checkpoints: 5\n")
     for argv in (["--actor-lr", "0.005", "--config", "c.yaml", "--keep-checkpoints", "2"],
                  ["--config", "c.yaml", "--actor-lr", "0.005", "--keep-checkpoints", "2"]):
         plan = _plan(argv)
-        assert plan.env_id == "Pendulum-v1" and plan.preset == "td3"
+        assert plan.env_id == "Pendulum-v1" and plan.preset == "td3-2018"
         assert plan.backend == "gymnasium" and plan.num_seeds == 1
         assert plan.config == DDPGConfig.from_dict({
-            **cli.PRESETS["td3"].to_dict(), "actor_lr": 0.005, "critic_lr": 2e-3,
+            **cli.PRESETS["td3-2018"].to_dict(), "actor_lr": 0.005, "critic_lr": 2e-3,
             "hidden_sizes": (8, 8), "total_steps": 5000, "seed": 4})
         assert plan.options.keep_checkpoints == 2
         assert plan.sweep is None

@@ -1,5 +1,7 @@
 """TD3 options on the shared update step, presets, and observation statistics."""
 
+import warnings
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -9,6 +11,7 @@ import pytest
 
 from ddpg_jax import (
     DDPGConfig,
+    PresetChangedWarning,
     init_train_state,
     losses,
     make_networks,
@@ -161,15 +164,21 @@ def test_reward_scale_enters_the_target():
                                rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["td3", "ourddpg"])
+@pytest.mark.parametrize("name", ["td3-2018", "ourddpg"])
 def test_presets_follow_the_td3_paper(name):
-    c = preset(name).validate()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        c = preset(name).validate()
+    # ourddpg's values changed on 2026-12-05 (the 2018 loop): it says so.
+    assert [w.category for w in caught] == ([] if name == "td3-2018" else [PresetChangedWarning])
     assert (c.hidden_sizes, c.actor_lr, c.critic_lr, c.batch_size, c.tau, c.gamma) == (
         (400, 300), 1e-3, 1e-3, 100, 0.005, 0.99)
     assert (c.noise, c.noise_scale, c.critic_weight_decay) == ("gaussian", 0.1, 0.0)
     # The authors' code: PyTorch's nn.Linear init, action concatenated at the critic's input.
     assert (c.weight_init, c.final_layer_init, c.critic_action_layer) == ("fan_in_uniform", 0.0, 0)
-    if name == "td3":
+    # The 2018 loop: bursts of gradient steps at episode ends (update_schedule="episode").
+    assert (c.update_schedule, c.warmup_steps) == ("episode", 1000)
+    if name == "td3-2018":
         assert (c.num_critics, c.policy_delay, c.target_noise, c.target_noise_clip) == (
             2, 2, 0.2, 0.5)
     else:

@@ -117,10 +117,23 @@ def test_compiled_functions_trace_once(monkeypatch):
     jitted = trace_once_jit(monkeypatch)
     config = DDPGConfig(total_steps=300, num_envs=2, **{**SMALL, "eval_every": 100})
     result = train(config, "Pendulum-v1", log=None)
-    assert sorted(jitted) == ["act", "add", "init", "policy", "step"]
+    # warm_step is jitted but, per step, never called (the warm-up is added in one call).
+    assert sorted(jitted) == ["act", "add", "init", "policy", "step", "warm_step"]
     assert len(result.evaluations) == 3
     assert [r["env_steps"] for r in result.evaluations] == [100, 200, 300]
     assert int(result.train_state.step) == 300 - 40
+
+
+def test_the_episode_schedule_traces_its_warmup_step_once(monkeypatch):
+    """With the 2018 loop the warm-up goes through warm_step, one call per vector step."""
+    jitted = trace_once_jit(monkeypatch)
+    config = DDPGConfig(total_steps=900, num_envs=2, update_schedule="episode",
+                        **{**SMALL, "warmup_steps": 440, "buffer_size": 1000})
+    result = train(config, "Pendulum-v1", log=None)
+    assert sorted(jitted) == ["act", "add", "init", "policy", "step", "warm_step"]
+    # Both envs end their 200-step episodes at vector steps 200 (in the warm-up, which is
+    # 220 vector steps) and 400: bursts of 400 gradient steps each.
+    assert int(result.train_state.step) == 800
 
 
 def test_same_seed_same_run_and_different_seeds_differ():

@@ -135,7 +135,7 @@ def run_gym_variant(env_id: str, preset_name: str, overrides: dict, suite: dict,
                     steps: int) -> dict[str, Any]:
     from ddpg_jax import preset, train
 
-    curves, env_steps, t0 = [], None, time.perf_counter()
+    curves, train_curves, env_steps, t0 = [], [], None, time.perf_counter()
     config = None
     for seed in range(suite["first_seed"], suite["first_seed"] + seeds):
         config = preset(preset_name, **{"total_steps": steps, "seed": seed,
@@ -144,8 +144,12 @@ def run_gym_variant(env_id: str, preset_name: str, overrides: dict, suite: dict,
         result = train(config, env_id, log=print)
         env_steps = [r["env_steps"] for r in result.evaluations]
         curves.append([r["eval_return_mean"] for r in result.evaluations])
-    return {"env_steps": env_steps, "curves": curves, "compile_time_s": None,
-            "run_time_s": time.perf_counter() - t0, "config": config.to_dict()}
+        # The return of the last training episode (exploration noise on) finished before each
+        # evaluation point: the measure CleanRL's published curves smooth, for comparing with them.
+        train_curves.append([r["train_episode_return_mean"] for r in result.evaluations])
+    return {"env_steps": env_steps, "curves": curves, "train_return_curves": train_curves,
+            "compile_time_s": None, "run_time_s": time.perf_counter() - t0,
+            "config": config.to_dict()}
 
 
 def summarise(name: str, raw: dict[str, Any], threshold: float | None) -> dict[str, Any]:

@@ -25,6 +25,13 @@ on the gym v1 tasks, 10 deterministic evaluation episodes every 5000 steps), sum
 over seeds at equal steps. Our runs use the v5 tasks: MuJoCo 3 instead of 1.5, and
 Walker2d-v5 gives its right foot the left foot's friction. The comparison is of learning
 speed, not of identical numbers.
+
+The second reference is CleanRL's TD3 (the authors' current settings, as our ``td3`` preset),
+read at 200k steps off CleanRL's published figures (``results/cleanrl_td3_curves_read.json``:
+3 seeds, gym v2 tasks). Those figures show training-episode returns, exploration noise on,
+so they are compared with ours of the same kind: per seed, the mean over the evaluation
+points of the last 20000 steps of the return of the last training episode finished before
+each (runs that kept it: ``train_return_curves``), then the mean over seeds.
 """
 
 from __future__ import annotations
@@ -45,6 +52,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # mean, std, min and max over seeds at every 5000 steps, and the per-seed values at a few
 # step counts (made from the .npy files of github.com/sfujim/TD3, learning_curves/).
 AUTHORS_FILE = RESULTS / "td3_authors_curves_v1.json"
+# CleanRL's TD3 at 200k, read off its published figures (training-episode returns).
+CLEANRL_FILE = RESULTS / "cleanrl_td3_curves_read.json"
+# Our training-episode return near the end: the evaluation points of the last TRAIN_WINDOW steps.
+TRAIN_WINDOW = 20_000
 
 
 @functools.cache
@@ -61,6 +72,31 @@ def authors_at(task_name: str, steps: int, stat: str = "mean") -> float | None:
             curves[stat]):
         return None
     return float(curves[stat][steps // data["eval_every"]])
+
+
+@functools.cache
+def cleanrl() -> dict[str, Any]:
+    return json.loads(CLEANRL_FILE.read_text())
+
+
+def cleanrl_at(task_name: str, steps: int) -> float | None:
+    """CleanRL's TD3 training-episode return at ``steps`` as read from its figure, if stored."""
+    data = cleanrl()
+    value = data["tasks"].get(task_name) if steps == data["steps"] else None
+    return None if value is None else float(value)
+
+
+def train_return_near_end(runs: list[dict[str, Any]], steps: int) -> float | None:
+    """Mean over seeds of each seed's mean training-episode return at the evaluation points
+    of the last ``TRAIN_WINDOW`` steps; None unless every seed kept that curve."""
+    per_seed = []
+    for r in runs:
+        points = [t for x, t in zip(r["env_steps"], r["train_curve"] or [])
+                  if steps - TRAIN_WINDOW < x <= steps]
+        if not points or any(t is None for t in points):
+            return None
+        per_seed.append(float(np.mean(points)))
+    return float(np.mean(per_seed))
 
 
 # Their Table 1 (max over evaluation points of the seed-mean curve, 1M steps), for context.
@@ -126,6 +162,7 @@ def load_runs(results: Path, steps: int) -> tuple[list[dict[str, Any]], list[str
                     "env_id": data["env_id"], "preset": row_label(row),
                     "seed": int(config["seed"]) + i, "env_steps": list(row["env_steps"]),
                     "curve": list(curve), "final": float(curve[-1]),
+                    "train_curve": (row.get("train_return_curves") or [None] * (i + 1))[i],
                     "wall_time_s": float(row["run_time_s"]) / len(row["curves"]),
                     "commit": row.get("commit"), "date": row.get("date"),
                     "file": path.name, "command": data.get("command"),
@@ -150,7 +187,7 @@ def summarise(runs: list[dict[str, Any]], steps: int) -> list[dict[str, Any]]:
         curves = np.asarray([r["curve"] for r in group], np.float64)
         final = curves[:, -1]
         authors = authors_at(task(env_id), steps)
-        rows.append({
+        row = {
             "env_id": env_id, "preset": preset, "seeds": [r["seed"] for r in group],
             "final_mean": float(final.mean()), "final_std": float(final.std()),
             "final_min": float(final.min()), "final_per_seed": final.tolist(),
@@ -160,9 +197,14 @@ def summarise(runs: list[dict[str, Any]], steps: int) -> list[dict[str, Any]]:
             "authors_td3_max": authors_at(task(env_id), steps, "max"),
             "ratio_to_authors": None if authors is None else float(final.mean() / authors),
             "table1_1m": TABLE1_1M.get(task(env_id), {}).get(table1_name(preset)),
+            "train_return_near_end": train_return_near_end(group, steps),
+            "cleanrl_td3": cleanrl_at(task(env_id), steps),
             "wall_time_s_mean": float(np.mean([r["wall_time_s"] for r in group])),
             "commits": sorted({str(r["commit"]) for r in group}),
-        })
+        }
+        ours, theirs = row["train_return_near_end"], row["cleanrl_td3"]
+        row["ratio_to_cleanrl"] = None if ours is None or theirs is None else ours / theirs
+        rows.append(row)
     return rows
 
 
@@ -170,8 +212,9 @@ def markdown(rows: list[dict[str, Any]], steps: int) -> str:
     k = f"{steps // 1000}k"
     head = (f"| task | preset | seeds | final return at {k}: mean | std | min "
             f"| max of mean curve | TD3 authors' mean at {k} (min to max) | ours / authors "
-            f"| Table 1 (1M steps, max) | wall time per run |")
-    lines = [head, "|" + " --- |" * 11]
+            f"| Table 1 (1M steps, max) | wall time per run "
+            f"| training return, last 20k (ours) | CleanRL at {k} | ours / CleanRL |")
+    lines = [head, "|" + " --- |" * 14]
     for r in rows:
         authors = ("-" if r["authors_td3_mean"] is None else f"{r['authors_td3_mean']:.0f} "
                    f"({r['authors_td3_min']:.0f} to {r['authors_td3_max']:.0f})")
@@ -180,7 +223,28 @@ def markdown(rows: list[dict[str, Any]], steps: int) -> str:
         lines.append(f"| {r['env_id']} | `{r['preset']}` | {len(r['seeds'])} "
                      f"| {r['final_mean']:.0f} | {r['final_std']:.0f} | {r['final_min']:.0f} "
                      f"| {r['max_of_mean_curve']:.0f} | {authors} | {ratio} | {t1} "
-                     f"| {r['wall_time_s_mean'] / 60:.0f} min |")
+                     f"| {r['wall_time_s_mean'] / 60:.0f} min | {_cleanrl_cells(r)} |")
+    return "\n".join(lines)
+
+
+def _cleanrl_cells(r: dict[str, Any]) -> str:
+    ours, theirs, ratio = r["train_return_near_end"], r["cleanrl_td3"], r["ratio_to_cleanrl"]
+    return " | ".join("-" if v is None else f"{v:{f}}"
+                      for v, f in ((ours, ".0f"), (theirs, ".0f"), (ratio, ".2f")))
+
+
+def anchors_markdown(rows: list[dict[str, Any]], preset: str, steps: int) -> str:
+    """The README's table: one preset beside both anchors."""
+    k = f"{steps // 1000}k"
+    lines = [f"| task | seeds | evaluation return at {k}: mean | std | min | TD3 authors' mean "
+             f"| ours / authors | training return, last 20k | CleanRL at {k} | ours / CleanRL |",
+             "|" + " --- |" * 10]
+    for r in (r for r in rows if r["preset"] == preset):
+        authors = "-" if r["authors_td3_mean"] is None else f"{r['authors_td3_mean']:.0f}"
+        ratio = "-" if r["ratio_to_authors"] is None else f"{r['ratio_to_authors']:.2f}"
+        lines.append(f"| {r['env_id']} | {len(r['seeds'])} | {r['final_mean']:.0f} "
+                     f"| {r['final_std']:.0f} | {r['final_min']:.0f} | {authors} | {ratio} "
+                     f"| {_cleanrl_cells(r)} |")
     return "\n".join(lines)
 
 
@@ -260,13 +324,16 @@ def main(argv: list[str] | None = None) -> None:
                 f"TD3 mean" for r in rows
                 if r["ratio_to_authors"] is not None and r["ratio_to_authors"] < CONCERN]
     summary = {"steps": args.steps, "protocol": PROTOCOL, "rows": rows,
-               "runs": [{k2: v for k2, v in r.items() if k2 not in ("curve", "env_steps")}
+               "runs": [{k2: v for k2, v in r.items()
+                         if k2 not in ("curve", "env_steps", "train_curve")}
                         for r in runs],
                "left_out": left_out, "below_0.8_of_authors": concerns, "figures": figures,
-               "table": markdown(rows, args.steps)}
+               "table": markdown(rows, args.steps),
+               "td3_beside_anchors": anchors_markdown(rows, "td3", args.steps)}
     out = args.results / f"mujoco_{k}_summary.json"
     out.write_text(json.dumps(summary, indent=1))
-    print(markdown(rows, args.steps), "", runs_markdown(runs), sep="\n")
+    print(markdown(rows, args.steps), "", anchors_markdown(rows, "td3", args.steps), "",
+          runs_markdown(runs), sep="\n")
     for line in concerns:
         print("below 0.8 of the authors' TD3 mean:", line)
     print(f"wrote {out}" + (f" and {', '.join(figures)}" if figures else ""))

@@ -124,3 +124,35 @@ def test_runs_of_the_presets_before_they_changed_are_labelled(tmp_path):
     assert rows["td3 (before 2026-12-05)"]["table1_1m"] == pytest.approx(3564.07)
     assert rows["td3-2018"]["table1_1m"] == pytest.approx(3564.07)  # the paper's TD3
     assert rows["ourddpg (before 2026-12-05)"]["table1_1m"] == pytest.approx(1860.02)
+
+
+def _write_train(folder, seed, curve, train, steps=(180_000, 185_000, 190_000, 195_000, 200_000)):
+    row = {"variant": "td3", "env_steps": list(steps), "curves": [curve],
+           "run_time_s": 1000.0, "commit": "abc1234", "date": "2026-12-06T16:00:00",
+           "config": {"seed": seed, "eval_every": 5000, "eval_episodes": 10,
+                      "warmup_steps": 25000}}
+    if train is not None:
+        row["train_return_curves"] = [train]
+    data = {"env_id": "Hopper-v5", "steps": 200_000, "rows": [row], "command": "python -m ...",
+            "machine": {"cpu_model": "test"}}
+    (folder / f"learning_mujoco_Hopper-v5_200k_td3_seed{seed}.json").write_text(json.dumps(data))
+
+
+def test_cleanrl_anchor_compares_training_returns_of_the_last_20k_steps(tmp_path, capsys):
+    # 180k lies outside the window (200k - 20k, 200k]: its 9999 must not count.
+    _write_train(tmp_path, 1, [0.0, 0.0, 0.0, 0.0, 1000.0], [9999.0, 100.0, 200.0, 300.0, 400.0])
+    _write_train(tmp_path, 2, [0.0, 0.0, 0.0, 0.0, 3000.0], [9999.0, 500.0, 500.0, 500.0, 700.0])
+    R.main(["--results", str(tmp_path), "--no-plot"])
+    (row,) = json.loads((tmp_path / "mujoco_200k_summary.json").read_text())["rows"]
+    assert row["train_return_near_end"] == pytest.approx((250.0 + 550.0) / 2)
+    assert row["cleanrl_td3"] == 794.0  # read off CleanRL's Hopper-v2 figure at 200k
+    assert row["ratio_to_cleanrl"] == pytest.approx(400.0 / 794.0)
+    out = capsys.readouterr().out
+    assert ("| Hopper-v5 | 2 | 2000 | 1000 | 1000 | 2441 | 0.82 | 400 | 794 | 0.50 |" in out)
+
+    # A seed that did not keep its training returns leaves the comparison empty, not partial.
+    _write_train(tmp_path, 3, [0.0, 0.0, 0.0, 0.0, 2000.0], None)
+    R.main(["--results", str(tmp_path), "--no-plot"])
+    (row,) = json.loads((tmp_path / "mujoco_200k_summary.json").read_text())["rows"]
+    assert row["train_return_near_end"] is None and row["ratio_to_cleanrl"] is None
+    assert "| Hopper-v5 | 3 | 2000 | 816 | 1000 | 2441 | 0.82 | - | 794 | - |" in capsys.readouterr().out
